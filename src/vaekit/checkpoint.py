@@ -1,0 +1,79 @@
+"""Checkpoints: written atomically, loadable with ``weights_only=True``, checked before use.
+
+A checkpoint is a dict of plain data and tensors: the resolved config, the data shape and
+likelihood, model / optimiser / schedule state, the position in the current epoch (its permutation
+and batch index) and every random-number-generator state, so that a resumed run continues exactly
+as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import RunConfig, diff
+from .errors import CheckpointError
+
+FORMAT = "vaekit-checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.pt"
+
+# Config keys that may change when a run is resumed (they do not change what was learned so far).
+RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.log_every", "train.threads",
+                     "train.checkpoint_every", "train.val_every", "eval.", "name")
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same directory, fsync, then rename over ``path``.
+
+    A crash at any moment leaves either the old checkpoint or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; refuse files that are not vaekit checkpoints."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: is this a vaekit run directory? "
+                              "Train one with `vaekit train`.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file
+        raise CheckpointError(f"cannot read {path} as a checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint")
+    return state
+
+
+def check_compatible(saved: dict[str, Any], config: RunConfig, shape: tuple[int, ...] | None = None) -> None:
+    """Refuse to resume a checkpoint under a config that would change what it means.
+
+    Raises CheckpointError listing every differing key, e.g. ``model.latent: 50 != 20``.
+    """
+    saved_config = RunConfig.from_dict(saved["config"]).to_dict()  # fills keys added since with defaults
+    differences = [d for d in diff(saved_config, config.to_dict())
+                   if not d.startswith(RESUMABLE_CHANGES)]
+    if shape is not None and list(saved["shape"]) != list(shape):
+        differences.append(f"data shape: {tuple(saved['shape'])} != {tuple(shape)}")
+    if differences:
+        raise CheckpointError("the checkpoint was made with another model or config:\n  "
+                              + "\n  ".join(differences)
+                              + "\nResume with the run's own config (drop the overrides) or start a new run directory.")

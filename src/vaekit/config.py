@@ -1,0 +1,176 @@
+"""Run configuration: frozen dataclasses with a comment on every default.
+
+A recipe (``recipes/*.toml``) fills these with sections ``[data]``, ``[model]``, ``[train]`` and
+``[eval]``; command-line overrides ``section.key=value`` are applied on top. The resolved config
+is saved as plain data in every run directory and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "mnist"              # built-in data set: mnist | fashion-mnist
+    path: str = ""                   # or your own data: IDX directory, .npy/.npz file, or image folder
+    binarize: str = "dynamic"        # dynamic (resample every draw, Burda et al.) | none (use intensities)
+    validation: int = 10000          # images held out of the training set for validation
+    limit: int = 0                   # use only the first N training images (0 = all); for smoke tests
+    eval_limit: int = 0              # use only the first N validation/test images (0 = all)
+    split_seed: int = 0              # seed of the train/validation split
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "mlp"                # mlp | conv
+    hidden: tuple[int, ...] = (400,)  # hidden layer sizes of the encoder; the decoder mirrors them
+    latent: int = 20                 # dimension of z
+    activation: str = "relu"         # relu | tanh | elu | gelu | softplus | leaky_relu
+    likelihood: str = "auto"         # bernoulli | gaussian | auto (bernoulli for binary/binarised data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    objective: str = "elbo"          # elbo | iwae
+    k: int = 1                       # samples per example (IWAE's k; k > 1 with elbo averages k samples)
+    beta: float = 1.0                # weight on KL (beta-VAE; 1 = the ELBO)
+    epochs: int = 10                 # passes over the training set
+    batch_size: int = 128            # examples per step
+    lr: float = 1e-3                 # Adam learning rate (the peak, under a schedule)
+    lr_schedule: str = "constant"    # constant | cosine | burda (stages of 3^i epochs, lr * 10^(-i/7))
+    warmup_steps: int = 0            # linear learning-rate warm-up
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8           # Burda et al. used 1e-4
+    grad_clip: float = 0.0           # clip the global gradient norm (0 = off)
+    seed: int = 0                    # seeds the parameters, data order, binarisation and noise
+    threads: int = 0                 # torch threads (0 = leave torch's default)
+    max_steps: int = 0               # stop after this many optimiser steps in total (0 = no limit)
+    log_every: int = 100             # steps between progress-bar updates of the running loss
+    val_every: int = 1               # epochs between validation-ELBO evaluations
+    checkpoint_every: int = 1        # epochs between checkpoints (always at the end and on interrupt)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    k: int = 5000                    # importance samples for log p(x) (Burda et al. use 5000)
+    split: str = "test"              # split evaluated at the end of training
+    batch_size: int = 100            # examples per evaluation chunk
+    sample_chunk: int = 500          # importance samples per chunk (memory ~ batch*chunk*D floats)
+    seed: int = 0                    # seeds the importance samples
+    plots: bool = True               # write sample grid, reconstructions, scatter, curves after training
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    name: str = "run"                # a label for reports
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        unknown = set(data) - set(SECTIONS) - {"name"}
+        if unknown:
+            raise ConfigError(f"unknown config section(s) {sorted(unknown)}; known: {', '.join(SECTIONS)}, name")
+        sections = {key: _build(section_cls, data[key], key)
+                    for key, section_cls in SECTIONS.items() if key in data}
+        return cls(**sections, name=str(data.get("name", "run")))
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _build(section_cls, values: dict[str, Any], section: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] must be a table of keys, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(section_cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown key {section}.{key}; known keys of [{section}]: {', '.join(fields)}")
+        kwargs[key] = _coerce(value, getattr(section_cls(), key), f"{section}.{key}")
+    return section_cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Convert ``value`` to the type of ``default`` (strings from the command line included)."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            kind = type(default[0]) if default else int
+            return tuple(kind(v) for v in value)
+        return str(value)
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise ConfigError(f"{where}: cannot use {value!r} where a {type(default).__name__} is expected "
+                          f"(default {default!r})") from None
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a TOML recipe (or start from defaults) and apply ``section.key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"recipe {path} not found; the built-in recipes are in recipes/")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        data.setdefault("name", path.stem)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.epochs=5")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) == 1 and parts[0] == "name":
+            data["name"] = value
+            continue
+        if len(parts) != 2:
+            raise ConfigError(f"override key {key!r} must be section.key, e.g. train.lr")
+        data.setdefault(parts[0], {})[parts[1]] = value.strip()
+    return RunConfig.from_dict(data)
+
+
+def diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested config dicts: ``['model.latent: 20 != 50']``."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, "<missing>"), b.get(key, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += diff(va, vb, f"{prefix}{key}.")
+        elif _norm(va) != _norm(vb):
+            out.append(f"{prefix}{key}: {va!r} != {vb!r}")
+    return out
+
+
+def _norm(value):
+    return list(value) if isinstance(value, (list, tuple)) else value

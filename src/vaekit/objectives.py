@@ -1,0 +1,122 @@
+"""Objectives as plain functions of a model's three distributions.
+
+A model supplies ``prior()`` = p(z), ``encode(x)`` = q(z|x) and ``decode(z)`` = p(x|z), all
+``torch.distributions`` objects. Every function returns per-example values, shape ``(B,)``.
+
+* :func:`elbo` -- ``E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))`` (Kingma & Welling 2014, eq. 10),
+  with the KL in closed form where one is registered and by Monte Carlo otherwise.
+* :func:`iwae_bound` -- ``E[log (1/k) sum_i p(x, z_i) / q(z_i|x)]`` (Burda et al. 2016, eq. 8).
+* :func:`log_likelihood` -- the importance-sampled estimate of ``log p(x)`` with K samples, in chunks,
+  used for evaluation (Burda et al. use K = 5000).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.distributions import Distribution, kl_divergence
+
+
+@dataclass
+class Terms:
+    """Per-example terms of an objective, each ``(B,)``.
+
+    ``loss`` is what the optimiser minimises (its mean over the batch); ``bound`` is the value of the
+    variational bound on log p(x) in nats (for the ELBO with beta != 1 it is still the beta = 1 bound).
+    """
+
+    loss: torch.Tensor
+    bound: torch.Tensor
+    log_px_z: torch.Tensor
+    kl: torch.Tensor
+
+
+def kl_term(q: Distribution, p: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
+    """``KL(q || p)``: closed form when torch knows the pair, else ``log q(z) - log p(z)`` at samples ``z``.
+
+    New closed forms are added with ``torch.distributions.kl.register_kl``, not here. ``z`` has shape
+    ``(S, B, Z)`` or ``(B, Z)``; a Monte Carlo estimate is averaged over the leading sample axis.
+    """
+    try:
+        return kl_divergence(q, p)
+    except NotImplementedError:
+        if z is None:
+            raise
+        mc = q.log_prob(z) - p.log_prob(z)
+        return mc.mean(0) if mc.dim() > len(q.batch_shape) else mc
+
+
+def elbo(model, x: torch.Tensor, beta: float = 1.0, samples: int = 1) -> Terms:
+    """The evidence lower bound with the pathwise (reparameterisation) gradient.
+
+    ``x``: ``(B, D)``. With ``samples > 1`` the reconstruction term averages that many ``z ~ q(z|x)``.
+    ``loss = -(E_q[log p(x|z)] - beta * KL)``; ``bound`` is the ELBO itself (beta = 1).
+    """
+    q = model.encode(x)
+    if not q.has_rsample:
+        raise TypeError(f"{type(q).__name__} has no reparameterised sampler; the ELBO here uses the pathwise "
+                        "gradient. Use a score-function estimator for discrete latents.")
+    z = q.rsample() if samples == 1 else q.rsample((samples,))
+    log_px_z = model.decode(z).log_prob(x)
+    if samples > 1:
+        log_px_z = log_px_z.mean(0)
+    kl = kl_term(q, model.prior(), z)
+    bound = log_px_z - kl
+    loss = -bound if beta == 1.0 else -(log_px_z - beta * kl)
+    return Terms(loss=loss, bound=bound, log_px_z=log_px_z, kl=kl)
+
+
+def log_weights(model, x: torch.Tensor, k: int, q: Distribution | None = None) -> torch.Tensor:
+    """Importance log-weights ``log p(x|z_i) + log p(z_i) - log q(z_i|x)``, ``z_i ~ q(z|x)``: shape ``(k, B)``."""
+    q = model.encode(x) if q is None else q
+    z = q.rsample((k,)) if q.has_rsample else q.sample((k,))
+    return model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+
+
+def iwae_bound(model, x: torch.Tensor, k: int) -> Terms:
+    """The importance-weighted bound ``L_k = E[logsumexp_i log w_i - log k]`` (Burda et al. 2016).
+
+    ``L_1`` is the ELBO, ``L_k <= L_{k+1} <= log p(x)``. Its gradient weights each sample's
+    gradient by its normalised importance weight. ``log_px_z`` and ``kl`` are reported for the
+    k samples on average (the KL here is the Monte Carlo ``E_q[log q - log p]``).
+    """
+    q = model.encode(x)
+    z = q.rsample((k,))
+    log_px_z = model.decode(z).log_prob(x)
+    log_ratio = model.prior().log_prob(z) - q.log_prob(z)
+    bound = torch.logsumexp(log_px_z + log_ratio, dim=0) - math.log(k)
+    return Terms(loss=-bound, bound=bound, log_px_z=log_px_z.mean(0).detach(), kl=(-log_ratio).mean(0).detach())
+
+
+@torch.no_grad()
+def log_likelihood(model, x: torch.Tensor, k: int = 5000, sample_chunk: int = 500) -> torch.Tensor:
+    """Importance-sampled ``log p(x) ~= logsumexp_{i<=K} log w_i - log K`` with ``q(z|x)`` as proposal.
+
+    ``x``: ``(B, D)``; returns ``(B,)``. The K samples are drawn ``sample_chunk`` at a time and
+    combined by a log-sum-exp over chunks, so memory is ``O(B * sample_chunk * D)`` whatever K is.
+    The estimate is a stochastic lower bound (``L_K``) that converges to log p(x) as K grows.
+    """
+    q = model.encode(x)
+    chunks = []
+    remaining = k
+    while remaining > 0:
+        s = min(sample_chunk, remaining)
+        chunks.append(torch.logsumexp(log_weights(model, x, s, q), dim=0))
+        remaining -= s
+    return torch.logsumexp(torch.stack(chunks), dim=0) - math.log(k)
+
+
+OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound}
+
+
+def objective(name: str, model, x: torch.Tensor, k: int = 1, beta: float = 1.0) -> Terms:
+    """Dispatch by name: ``elbo`` (with ``samples=k``) or ``iwae`` (with ``k``)."""
+    if name == "elbo":
+        return elbo(model, x, beta=beta, samples=k)
+    if name == "iwae":
+        if beta != 1.0:
+            raise ValueError("beta applies to the ELBO only; the IWAE bound has no separate KL term")
+        return iwae_bound(model, x, k)
+    raise ValueError(f"unknown objective {name!r}: choose {', '.join(OBJECTIVES)}")

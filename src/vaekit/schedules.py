@@ -1,0 +1,37 @@
+"""Learning-rate schedules as functions ``step -> multiplier`` (training policy, not model code).
+
+``burda``: Burda et al. (2016, Sec. 5) train for ``sum_{i=0}^{7} 3^i = 3280`` epochs, stage ``i``
+lasting ``3^i`` epochs at learning rate ``0.001 * 10^(-i/7)``. Here the stages keep those
+proportions of ``train.epochs``, so ``epochs = 3280`` is their schedule exactly and fewer epochs
+compress it.
+"""
+
+from __future__ import annotations
+
+import math
+
+BURDA_STAGES = [3**i for i in range(8)]  # epochs per stage; total 3280
+
+
+def burda_multiplier(epoch_progress: float, total_epochs: int) -> float:
+    """``10^(-i/7)`` for the stage ``i`` that ``epoch_progress`` (epochs done, fractional) falls in."""
+    scale = total_epochs / sum(BURDA_STAGES)
+    boundary = 0.0
+    for i, length in enumerate(BURDA_STAGES):
+        boundary += length * scale
+        if epoch_progress < boundary - 1e-9:
+            return 10 ** (-i / 7)
+    return 10 ** (-(len(BURDA_STAGES) - 1) / 7)
+
+
+def lr_multiplier(kind: str, step: int, steps_per_epoch: int, epochs: int, warmup_steps: int = 0) -> float:
+    """Multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
+    total = max(1, steps_per_epoch * epochs)
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    if kind == "constant":
+        return warm
+    if kind == "cosine":
+        return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    if kind == "burda":
+        return warm * burda_multiplier(step / steps_per_epoch, epochs)
+    raise ValueError(f"unknown lr_schedule {kind!r}: choose constant, cosine or burda")

@@ -1,0 +1,255 @@
+"""The one training loop: Adam on a per-example objective, with exact resume.
+
+Read top to bottom, :func:`train` does: build data and model from the config (or restore them from
+``RUN_DIR/checkpoint.pt``), then for each epoch draw a permutation, and for each batch index the
+uint8 data tensor, binarise it afresh, evaluate the objective, step Adam and the learning-rate
+schedule. After every epoch it scores the validation ELBO, appends a line to ``metrics.jsonl`` and
+writes a checkpoint atomically. An interrupt (Ctrl-C, SIGTERM) writes a checkpoint at the current
+batch; a non-finite loss stops the run and keeps the last good checkpoint.
+
+Randomness comes from two generators, both saved in checkpoints: ``data_rng`` (permutations and
+binarisation) and torch's global generator (reparameterisation noise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .config import RunConfig
+from .data import ImageData, binarize
+from .errors import CheckpointError, TrainingDiverged
+from .models import build_model
+from .objectives import elbo, objective
+from .runs import eval_inputs, load_data, resolve_likelihood, write_json
+from .schedules import lr_multiplier
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epoch: int          # completed epochs
+    step: int           # optimiser steps taken
+    finished: bool      # all epochs done (False when stopped by max_steps or an interrupt)
+    elapsed_s: float    # training wall time over all sessions of this run
+
+
+def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch build has it (one pass over all parameters)."""
+    t = config.train
+    kwargs = dict(lr=t.lr, betas=t.adam_betas, eps=t.adam_eps)
+    try:
+        return torch.optim.Adam(model.parameters(), fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def _raise_on_sigterm(signum, frame):  # pragma: no cover - exercised by hand
+    raise _StopRequested()
+
+
+@torch.no_grad()
+def validation_elbo(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
+    """Mean ELBO, log p(x|z) and KL over ``x`` (one z sample per example)."""
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(x), batch_size):
+        terms = elbo(model, x[start:start + batch_size])
+        totals += torch.stack([terms.bound.sum(), terms.log_px_z.sum(), terms.kl.sum()]).double()
+    model.train(was_training)
+    mean = (totals / max(1, len(x))).tolist()
+    return {"elbo": mean[0], "log_px_z": mean[1], "kl": mean[2]}
+
+
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: ImageData | None = None,
+          progress: bool | None = None) -> TrainResult:
+    """Train the model ``config`` describes in ``run_dir``; with ``resume``, continue its checkpoint."""
+    run_dir = Path(run_dir)
+    t = config.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    data = load_data(config.data) if data is None else data
+    likelihood = resolve_likelihood(config, data)
+    saved = None
+    if resume:
+        saved = checkpoint.load(run_dir)
+        checkpoint.check_compatible(saved, config, data.shape)
+    elif (run_dir / checkpoint.CHECKPOINT_NAME).exists():
+        raise CheckpointError(f"{run_dir} already holds a run; continue it with `--resume {run_dir}` "
+                              "or choose another output directory")
+
+    torch.manual_seed(t.seed)
+    model = build_model(config.model, data.shape, likelihood)
+    optimizer = make_optimizer(model, config)
+    n = len(data.train)
+    steps_per_epoch = math.ceil(n / t.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_multiplier(t.lr_schedule, step, steps_per_epoch, t.epochs, t.warmup_steps))
+    data_rng = torch.Generator().manual_seed(t.seed)
+    epoch, step, batch_in_epoch, perm, elapsed_before = 0, 0, 0, None, 0.0
+
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"]["torch"])
+        data_rng.set_state(saved["rng"]["data"])
+        epoch, step, batch_in_epoch = saved["epoch"], saved["step"], saved["batch_in_epoch"]
+        perm, elapsed_before = saved["perm"], saved["elapsed_s"]
+        _truncate_metrics(run_dir / "metrics.jsonl", saved["metrics_lines"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", config.to_dict())
+
+    val_x = eval_inputs(config, data, "val")
+    binarise_train = config.data.binarize == "dynamic"
+    metrics_path = run_dir / "metrics.jsonl"
+    writer = _tensorboard(run_dir)
+
+    def state(elapsed: float) -> dict:
+        return {
+            "format": checkpoint.FORMAT, "config": config.to_dict(), "shape": list(data.shape),
+            "likelihood": likelihood, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
+            "batch_in_epoch": batch_in_epoch, "perm": perm,
+            "rng": {"torch": torch.get_rng_state(), "data": data_rng.get_state()},
+            "metrics_lines": _count_lines(metrics_path), "elapsed_s": elapsed,
+        }
+
+    def budget_left() -> bool:
+        return not t.max_steps or step < t.max_steps
+
+    session_start = time.perf_counter()
+    previous_handler = signal.signal(signal.SIGTERM, _raise_on_sigterm) if _main_thread() else None
+    model.train()
+    try:
+        while epoch < t.epochs and budget_left():
+            if perm is None:
+                perm = torch.randperm(n, generator=data_rng)
+            loss_sum = bound_sum = kl_sum = 0.0   # summed over the examples seen this epoch
+            seen = 0
+            epoch_start = time.perf_counter()
+            bar = _progress_bar(progress, steps_per_epoch, batch_in_epoch, f"epoch {epoch + 1}/{t.epochs}")
+            while batch_in_epoch < steps_per_epoch and budget_left():
+                idx = perm[batch_in_epoch * t.batch_size:(batch_in_epoch + 1) * t.batch_size]
+                raw = data.train[idx]
+                x = binarize(raw, data.max_value, data_rng) if binarise_train else raw.float().div_(data.max_value)
+                terms = objective(t.objective, model, x, k=t.k, beta=t.beta)
+                loss = terms.loss.mean()
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingDiverged(
+                        f"the loss became {loss_value} at step {step + 1} (epoch {epoch + 1}); the last good "
+                        f"checkpoint in {run_dir} was kept. Lower train.lr, set train.grad_clip, or check the data.")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if t.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                batch_in_epoch += 1
+                b = len(idx)
+                loss_sum += loss_value * b
+                bound_sum += terms.bound.detach().sum().item()
+                kl_sum += terms.kl.detach().sum().item()
+                seen += b
+                if bar is not None:
+                    bar.update(1)
+                    if step % t.log_every == 0:
+                        bar.set_postfix(loss=f"{loss_sum / seen:.2f}")
+            if bar is not None:
+                bar.close()
+            if batch_in_epoch < steps_per_epoch:
+                break  # max_steps reached inside an epoch: checkpoint below, no epoch line
+            epoch += 1
+            batch_in_epoch, perm = 0, None
+            record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
+                      "train_loss": loss_sum / max(1, seen), "train_bound": bound_sum / max(1, seen),
+                      "train_kl": kl_sum / max(1, seen),
+                      "examples_per_s": seen / max(1e-9, time.perf_counter() - epoch_start)}
+            if t.val_every and (epoch % t.val_every == 0 or epoch == t.epochs):
+                record.update({f"val_{k}": v for k, v in validation_elbo(model, val_x).items()})
+            record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
+            with open(metrics_path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if writer is not None:
+                for key, value in record.items():
+                    if key not in ("epoch", "step"):
+                        writer.add_scalar(key, value, step)
+            if not progress:
+                _print_epoch(record)
+            if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
+                checkpoint.save_atomic(state(record["elapsed_s"]), run_dir / checkpoint.CHECKPOINT_NAME)
+    except (KeyboardInterrupt, _StopRequested):
+        checkpoint.save_atomic(state(elapsed_before + time.perf_counter() - session_start),
+                               run_dir / checkpoint.CHECKPOINT_NAME)
+        print(f"\ninterrupted at step {step}; checkpoint written. Continue with "
+              f"`vaekit train --resume {run_dir}`.", file=sys.stderr)
+        raise
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+        if writer is not None:
+            writer.close()
+    elapsed = elapsed_before + time.perf_counter() - session_start
+    if batch_in_epoch or epoch % t.checkpoint_every:
+        checkpoint.save_atomic(state(elapsed), run_dir / checkpoint.CHECKPOINT_NAME)
+    return TrainResult(run_dir, epoch, step, epoch >= t.epochs, elapsed)
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _print_epoch(record: dict) -> None:
+    val = f"  val ELBO {record['val_elbo']:.2f}" if "val_elbo" in record else ""
+    print(f"epoch {record['epoch']:4d}  step {record['step']:7d}  loss {record['train_loss']:.3f}  "
+          f"KL {record['train_kl']:.2f}{val}  {record['examples_per_s']:.0f} ex/s", file=sys.stderr, flush=True)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path) as handle:
+        return sum(1 for _ in handle)
+
+
+def _truncate_metrics(path: Path, lines: int) -> None:
+    """Drop metric lines written after the checkpoint (a crash between the two), so none repeat."""
+    if not path.exists():
+        return
+    kept = path.read_text().splitlines(keepends=True)[:lines]
+    path.write_text("".join(kept))
+
+
+def _tensorboard(run_dir: Path):
+    """A TensorBoard SummaryWriter when the ``tensorboard`` package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
