@@ -7,6 +7,7 @@ is saved as plain data in every run directory and checkpoint.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import tomllib
@@ -134,9 +135,11 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
                           f"(default {default!r})") from None
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read a TOML recipe (or start from defaults) and apply ``section.key=value`` overrides."""
-    data: dict[str, Any] = {}
+def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+                base: dict[str, Any] | None = None) -> RunConfig:
+    """Read a TOML recipe (or start from ``base``, a saved config dict, or the defaults) and apply
+    ``section.key=value`` overrides."""
+    data: dict[str, Any] = copy.deepcopy(base) if base else {}
     if path is not None:
         path = Path(path)
         if not path.exists():

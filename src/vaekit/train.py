@@ -103,6 +103,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
         optimizer, lambda step: lr_multiplier(t.lr_schedule, step, steps_per_epoch, t.epochs, t.warmup_steps))
     data_rng = torch.Generator().manual_seed(t.seed)
     epoch, step, batch_in_epoch, perm, elapsed_before = 0, 0, 0, None, 0.0
+    sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0}  # running totals of the current epoch
 
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -111,7 +112,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
         torch.set_rng_state(saved["rng"]["torch"])
         data_rng.set_state(saved["rng"]["data"])
         epoch, step, batch_in_epoch = saved["epoch"], saved["step"], saved["batch_in_epoch"]
-        perm, elapsed_before = saved["perm"], saved["elapsed_s"]
+        perm, elapsed_before, sums = saved["perm"], saved["elapsed_s"], dict(saved.get("epoch_sums", sums))
         _truncate_metrics(run_dir / "metrics.jsonl", saved["metrics_lines"])
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", config.to_dict())
@@ -126,7 +127,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
             "format": checkpoint.FORMAT, "config": config.to_dict(), "shape": list(data.shape),
             "likelihood": likelihood, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
-            "batch_in_epoch": batch_in_epoch, "perm": perm,
+            "batch_in_epoch": batch_in_epoch, "perm": perm, "epoch_sums": dict(sums),
             "rng": {"torch": torch.get_rng_state(), "data": data_rng.get_state()},
             "metrics_lines": _count_lines(metrics_path), "elapsed_s": elapsed,
         }
@@ -141,9 +142,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
         while epoch < t.epochs and budget_left():
             if perm is None:
                 perm = torch.randperm(n, generator=data_rng)
-            loss_sum = bound_sum = kl_sum = 0.0   # summed over the examples seen this epoch
-            seen = 0
-            epoch_start = time.perf_counter()
+            epoch_start, examples_this_session = time.perf_counter(), 0
             bar = _progress_bar(progress, steps_per_epoch, batch_in_epoch, f"epoch {epoch + 1}/{t.epochs}")
             while batch_in_epoch < steps_per_epoch and budget_left():
                 idx = perm[batch_in_epoch * t.batch_size:(batch_in_epoch + 1) * t.batch_size]
@@ -165,24 +164,27 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
                 step += 1
                 batch_in_epoch += 1
                 b = len(idx)
-                loss_sum += loss_value * b
-                bound_sum += terms.bound.detach().sum().item()
-                kl_sum += terms.kl.detach().sum().item()
-                seen += b
+                sums["loss"] += loss_value * b
+                sums["bound"] += terms.bound.detach().sum().item()
+                sums["kl"] += terms.kl.detach().sum().item()
+                sums["seen"] += b
+                examples_this_session += b
                 if bar is not None:
                     bar.update(1)
                     if step % t.log_every == 0:
-                        bar.set_postfix(loss=f"{loss_sum / seen:.2f}")
+                        bar.set_postfix(loss=f"{sums['loss'] / sums['seen']:.2f}")
             if bar is not None:
                 bar.close()
             if batch_in_epoch < steps_per_epoch:
                 break  # max_steps reached inside an epoch: checkpoint below, no epoch line
             epoch += 1
-            batch_in_epoch, perm = 0, None
+            seen = max(1, sums["seen"])
             record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
-                      "train_loss": loss_sum / max(1, seen), "train_bound": bound_sum / max(1, seen),
-                      "train_kl": kl_sum / max(1, seen),
-                      "examples_per_s": seen / max(1e-9, time.perf_counter() - epoch_start)}
+                      "train_loss": sums["loss"] / seen, "train_bound": sums["bound"] / seen,
+                      "train_kl": sums["kl"] / seen,
+                      "examples_per_s": examples_this_session / max(1e-9, time.perf_counter() - epoch_start)}
+            batch_in_epoch, perm = 0, None
+            sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0}
             if t.val_every and (epoch % t.val_every == 0 or epoch == t.epochs):
                 record.update({f"val_{k}": v for k, v in validation_elbo(model, val_x).items()})
             record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start

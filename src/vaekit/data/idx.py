@@ -60,11 +60,9 @@ def read_idx(path: str | Path) -> np.ndarray:
 def read_idx_pair(images: str | Path, labels: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read an images file and its labels file and check that they belong together."""
     x, y = read_idx(images), read_idx(labels)
-    if x.ndim not in (3, 4):
-        raise DataError(f"{images}: expected images of shape (N, H, W[, C]), found {x.shape}")
-    if y.ndim != 1:
-        raise DataError(f"{labels}: expected labels of shape (N,), found {y.shape}; "
-                        "did you swap the images and labels files?")
+    if x.ndim not in (3, 4) or y.ndim != 1:
+        raise DataError(f"expected images (N, H, W[, C]) in {images} and labels (N,) in {labels}, found "
+                        f"{x.shape} and {y.shape}; did you swap the images and labels files?")
     if len(x) != len(y):
         raise DataError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels: "
                         "the files do not belong together")

@@ -1,0 +1,205 @@
+"""The ``vaekit`` command line: data, train, eval, sample, reconstruct, plot, export.
+
+Problems with the user's input end with ``error: <what and how to fix it>`` and exit status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import VaekitError
+
+EPILOG = """examples:
+  vaekit data fetch mnist
+  vaekit train recipes/default.toml --out runs/default
+  vaekit train recipes/burda_vae.toml --set train.epochs=100 --set train.threads=2
+  vaekit train --resume runs/default                 # continue exactly where it stopped
+  vaekit eval runs/default --k 5000                  # importance-sampled NLL, ELBO, KL, active units
+  vaekit sample runs/default --n 100
+  vaekit plot runs/default --what manifold,scatter,curves
+  vaekit export runs/default --out exported/default  # safetensors + JSON config
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaekit", description="Train, evaluate and look inside variational autoencoders.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("data", help="fetch, verify or list data sets")
+    p.add_argument("action", choices=["list", "fetch", "verify"])
+    p.add_argument("name", nargs="?", help="data set name (mnist, fashion-mnist)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="train a model from a recipe, then evaluate and plot it",
+                       description="Train from a TOML recipe with section.key=value overrides. Writes "
+                                   "config.json, metrics.jsonl, checkpoint.pt, report.md and plots to the run "
+                                   "directory. Ctrl-C writes a checkpoint; --resume continues exactly.")
+    p.add_argument("recipe", nargs="?", help="recipe file (recipes/*.toml); defaults if omitted")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--out", help="run directory (default runs/<recipe name>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=N")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation and plots")
+    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
+                   help="progress bars (auto: only when stderr is a terminal)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="importance-sampled NLL, ELBO, KL and active units of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--k", type=int, help="importance samples (default: the recipe's eval.k)")
+    p.add_argument("--split", choices=["test", "val", "train"], help="split (default: the recipe's eval.split)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N examples")
+    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sample", help="a grid of samples from the prior")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="PNG path (default RUN_DIR/samples.png)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("reconstruct", help="test images beside their reconstructions")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--out", help="PNG path (default RUN_DIR/reconstructions.png)")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("plot", help="sample grid, reconstructions, 2-D manifold, latent scatter, curves")
+    p.add_argument("run_dir")
+    p.add_argument("--what", default="all", help="comma-separated: samples,reconstructions,manifold,scatter,"
+                                                 "curves (default all; the manifold needs a 2-D latent)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("export", help="write model.safetensors + config.json")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def _progress(flag: str) -> bool | None:
+    return None if flag == "auto" else flag == "on"
+
+
+def cmd_data(args) -> None:
+    from .data import DATASETS, mnist_dir, verify
+
+    if args.action == "list":
+        for name, text in DATASETS.items():
+            print(f"{name:15s} {text}")
+        return
+    if not args.name:
+        raise VaekitError(f"`vaekit data {args.action}` needs a data set name: {', '.join(DATASETS)}")
+    if args.action == "fetch":
+        if args.name == "mnist":
+            print(f"mnist: ready in {mnist_dir()}")
+        else:
+            print(verify(args.name))
+    else:
+        print(verify(args.name))
+
+
+def cmd_train(args) -> None:
+    from .checkpoint import load
+    from .config import load_recipe
+    from .report import evaluate_run, format_report, plot_run
+    from .train import train
+
+    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    if args.resume:
+        if args.recipe:
+            raise VaekitError("give either a recipe or --resume RUN_DIR (a resumed run keeps its own config)")
+        run_dir = Path(args.resume)
+        config = load_recipe(None, overrides, base=load(run_dir)["config"])
+    else:
+        config = load_recipe(args.recipe, overrides)
+        run_dir = Path(args.out or f"runs/{config.name}")
+    start = time.perf_counter()
+    result = train(config, run_dir, resume=bool(args.resume), progress=_progress(args.progress))
+    print(f"trained {result.epoch} epochs ({result.step} steps) in {result.elapsed_s:.0f} s -> {run_dir}",
+          file=sys.stderr)
+    if args.no_eval or not result.finished:
+        return
+    report = evaluate_run(run_dir, progress=_progress(args.progress))
+    if config.eval.plots:
+        plot_run(run_dir)
+    report["total_seconds"] = time.perf_counter() - start
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+
+
+def cmd_eval(args) -> None:
+    from .report import evaluate_run, format_report
+
+    report = evaluate_run(args.run_dir, k=args.k, split=args.split, limit=args.limit,
+                          progress=_progress(args.progress))
+    print(format_report(report))
+
+
+def cmd_sample(args) -> None:
+    from .plots import sample_grid
+    from .runs import load_model
+
+    _, model, state = load_model(args.run_dir)
+    out = sample_grid(model, tuple(state["shape"]), args.out or Path(args.run_dir) / "samples.png",
+                      n=args.n, seed=args.seed)
+    print(out)
+
+
+def cmd_reconstruct(args) -> None:
+    from .plots import reconstructions
+    from .runs import eval_inputs, load_data, load_model
+
+    config, model, state = load_model(args.run_dir)
+    x = eval_inputs(config, load_data(config.data), "test")
+    print(reconstructions(model, x, tuple(state["shape"]), args.out or Path(args.run_dir) / "reconstructions.png",
+                          n=args.n))
+
+
+def cmd_plot(args) -> None:
+    from .report import PLOTS, plot_run
+
+    what = PLOTS if args.what == "all" else tuple(w.strip() for w in args.what.split(",") if w.strip())
+    if "manifold" in what and args.what != "all":
+        from .runs import load_model
+        _, model, _ = load_model(args.run_dir)
+        if model.latent_dim != 2:
+            raise VaekitError(f"the manifold plot needs a 2-D latent space; this run has z of dimension "
+                              f"{model.latent_dim}. Train recipes/manifold2d.toml for it.")
+    try:
+        written = plot_run(args.run_dir, what)
+    except ValueError as exc:
+        raise VaekitError(str(exc)) from None
+    for path in written:
+        print(path)
+
+
+def cmd_export(args) -> None:
+    from .export import export_run
+
+    print(export_run(args.run_dir, args.out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except VaekitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

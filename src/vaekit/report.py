@@ -1,0 +1,89 @@
+"""What a finished run leaves behind: ``report.json`` / ``report.md`` and its plots.
+
+These functions work on a run directory, so the CLI, benchmarks and notebooks share them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .evaluate import evaluate
+from .runs import eval_inputs, load_data, load_model, write_json
+
+PLOTS = ("samples", "reconstructions", "manifold", "scatter", "curves")
+
+
+def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = None, limit: int = 0,
+                 progress: bool | None = None, write: bool = True) -> dict:
+    """Evaluate a run's checkpoint on a split; write ``report.json`` and ``report.md`` when ``write``."""
+    run_dir = Path(run_dir)
+    config, model, state = load_model(run_dir)
+    data = load_data(config.data)
+    split = split or config.eval.split
+    x = eval_inputs(config, data, split)
+    if limit:
+        x = x[:limit]
+    k = k or config.eval.k
+    result = evaluate(model, x, k=k, batch_size=config.eval.batch_size, sample_chunk=config.eval.sample_chunk,
+                      seed=config.eval.seed, progress=progress)
+    per_example = result.pop("nll_per_example")
+    report = {"name": config.name, "split": split, **result, "epochs": state["epoch"], "steps": state["step"],
+              "finished": state["epoch"] >= config.train.epochs, "train_seconds": state["elapsed_s"],
+              "likelihood": state["likelihood"]}
+    if write:
+        write_json(run_dir / "report.json", report)
+        torch.save(torch.tensor(per_example), run_dir / f"nll_{split}_k{k}.pt")
+        (run_dir / "report.md").write_text(format_report(report))
+    return report
+
+
+def format_report(r: dict) -> str:
+    status = "finished" if r["finished"] else "NOT finished (checkpoint mid-training)"
+    return (f"# {r['name']}: evaluation on the {r['split']} split\n\n"
+            f"| quantity | value |\n|---|---|\n"
+            f"| importance-sampled NLL, K = {r['k']} | **{r['nll']:.2f}** ± {r['nll_stderr']:.2f} nats |\n"
+            f"| ELBO | {r['elbo']:.2f} nats |\n"
+            f"| E_q[log p(x|z)] | {r['log_px_z']:.2f} nats |\n"
+            f"| KL(q(z|x) || p(z)) | {r['kl']:.2f} nats |\n"
+            f"| active units | {r['active_units']} of {r['latent_dim']} |\n"
+            f"| examples | {r['n']} |\n"
+            f"| training | {r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status}) |\n"
+            f"| evaluation time | {r['seconds']:.0f} s |\n\n"
+            f"Likelihood: {r['likelihood']}. The NLL is a stochastic upper bound on -log p(x) "
+            "(Burda et al. 2016); ± is the standard error over examples.\n")
+
+
+def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) -> list[Path]:
+    """Write the requested plots into the run directory; skip the manifold unless z is 2-D."""
+    from . import plots
+
+    run_dir = Path(run_dir)
+    config, model, state = load_model(run_dir)
+    shape = tuple(state["shape"])
+    unknown = set(what) - set(PLOTS)
+    if unknown:
+        raise ValueError(f"unknown plot(s) {sorted(unknown)}: choose from {', '.join(PLOTS)}")
+    written = []
+    if "samples" in what:
+        written.append(plots.sample_grid(model, shape, run_dir / "samples.png", n=n))
+    if "curves" in what and (run_dir / "metrics.jsonl").exists():
+        written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
+    if "manifold" in what and model.latent_dim == 2:
+        written.append(plots.manifold(model, shape, run_dir / "manifold.png"))
+    if {"reconstructions", "scatter"} & set(what):
+        data = load_data(config.data)
+        x = eval_inputs(config, data, "test")
+        if "reconstructions" in what:
+            written.append(plots.reconstructions(model, x, shape, run_dir / "reconstructions.png", n=32))
+        if "scatter" in what:
+            m = min(len(x), 5000)
+            labels = None if data.test_labels is None else data.test_labels[:m]
+            written.append(plots.latent_scatter(model, x[:m], labels, run_dir / "latent_scatter.png"))
+    return written
+
+
+def load_report(run_dir: str | Path) -> dict:
+    return json.loads((Path(run_dir) / "report.json").read_text())

@@ -1,0 +1,116 @@
+"""The trainer: exact resume, refusing foreign checkpoints, stopping on a non-finite loss."""
+
+import json
+
+import pytest
+import torch
+
+import vaekit.train as train_module
+from vaekit import checkpoint
+from vaekit.config import load_recipe
+from vaekit.errors import CheckpointError, TrainingDiverged
+from vaekit.train import train
+
+TINY = ["model.hidden=16", "model.latent=3", "train.batch_size=32", "train.epochs=4", "train.lr=3e-3",
+        "train.lr_schedule=cosine", "eval.k=10"]
+
+
+def params(run_dir):
+    return checkpoint.load(run_dir)["model"]
+
+
+def test_resume_mid_epoch_equals_one_uninterrupted_run(tmp_path, tiny_images):
+    config = load_recipe(None, TINY + ["train.max_steps=26"])  # 10 steps per epoch: stop inside epoch 2
+    train(config, tmp_path / "whole", data=tiny_images, progress=False)
+
+    half = load_recipe(None, TINY + ["train.max_steps=13"])
+    first = train(half, tmp_path / "split", data=tiny_images, progress=False)
+    assert first.step == 13 and not first.finished
+    second = train(config, tmp_path / "split", resume=True, data=tiny_images, progress=False)
+    assert second.step == 26
+
+    a, b = params(tmp_path / "whole"), params(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    whole = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    split = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    drop_timing = lambda lines: [{k: v for k, v in json.loads(l).items()
+                                  if k not in ("examples_per_s", "elapsed_s")} for l in lines]
+    assert drop_timing(whole) == drop_timing(split)  # the same epochs, none repeated
+
+
+def test_resume_continues_to_the_end_and_metrics_have_every_epoch(tmp_path, tiny_images):
+    config = load_recipe(None, TINY)
+    result = train(config, tmp_path / "run", data=tiny_images, progress=False)
+    assert result.finished and result.epoch == 4
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2, 3, 4]
+    assert lines[-1]["val_elbo"] > lines[0]["val_elbo"]  # it learns
+
+
+def test_a_checkpoint_of_another_model_is_refused_with_the_differences(tmp_path, tiny_images):
+    train(load_recipe(None, TINY + ["train.epochs=1"]), tmp_path / "run", data=tiny_images, progress=False)
+    other = load_recipe(None, TINY + ["model.latent=5", "train.lr=1e-2"])
+    with pytest.raises(CheckpointError) as info:
+        train(other, tmp_path / "run", resume=True, data=tiny_images, progress=False)
+    message = str(info.value)
+    assert "model.latent: 3 != 5" in message and "train.lr" in message
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path, tiny_images):
+    config = load_recipe(None, TINY + ["train.epochs=1"])
+    train(config, tmp_path / "run", data=tiny_images, progress=False)
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(config, tmp_path / "run", data=tiny_images, progress=False)
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, tiny_images, monkeypatch):
+    real = train_module.objective
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 25:  # inside epoch 3
+            terms.loss = terms.loss * float("nan")
+        return terms
+
+    monkeypatch.setattr(train_module, "objective", poisoned)
+    with pytest.raises(TrainingDiverged, match="step 25 .epoch 3."):
+        train(load_recipe(None, TINY), tmp_path / "run", data=tiny_images, progress=False)
+    saved = checkpoint.load(tmp_path / "run")
+    assert saved["epoch"] == 2 and saved["step"] == 20
+    assert all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_checkpoints_load_with_weights_only_and_foreign_files_are_refused(tmp_path, tiny_images):
+    train(load_recipe(None, TINY + ["train.epochs=1"]), tmp_path / "run", data=tiny_images, progress=False)
+    torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        checkpoint.load(tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoint.load(tmp_path / "nowhere")
+
+
+def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "c.pt"
+    checkpoint.save_atomic({"a": torch.ones(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        checkpoint.save_atomic({"a": Unpicklable()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
+
+
+def test_iwae_objective_and_gaussian_likelihood_train(tmp_path, tiny_images):
+    config = load_recipe(None, TINY + ["train.objective=iwae", "train.k=5", "train.epochs=2"])
+    assert train(config, tmp_path / "iwae", data=tiny_images, progress=False).finished
+    gaussian = load_recipe(None, TINY + ["data.binarize=none", "model.likelihood=auto", "train.epochs=2"])
+    train(gaussian, tmp_path / "gauss", data=tiny_images, progress=False)
+    assert checkpoint.load(tmp_path / "gauss")["likelihood"] == "gaussian"
