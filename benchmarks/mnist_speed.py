@@ -1,0 +1,179 @@
+"""Training speed on MNIST: vaekit's trainer against a pytorch/examples-style reference loop.
+
+Both train the same 784-400-20 ReLU VAE (BCE + analytic KL), batch 128, Adam(lr=1e-3), float32, with
+torch's default thread count, in this one process, alternating (reference, vaekit, reference, ...)
+so that machine drift hits both alike. The reference is written the way the pytorch/examples VAE
+is: a ``DataLoader`` over a ``TensorDataset`` with ``shuffle=True``, ``sigmoid`` + ``F.binary_cross_entropy``
+with ``reduction='sum'``, default Adam. vaekit runs its real trainer (:func:`vaekit.train.train`)
+with the ``pytorch_examples`` recipe, which also resamples the binarisation of every batch (work the
+reference does not do).
+
+The matmul ceiling is the time of exactly the GEMMs of one training step (forward, and both
+backward GEMMs of each layer but the first), run back to back on preallocated tensors. The peak is
+the best float32 GEMM rate of this machine (square 2048 matrices). The fraction of peak is the
+step's GEMM FLOPs per second of training divided by that peak.
+
+    python benchmarks/mnist_speed.py [--epochs 3] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import record  # noqa: E402
+
+from vaekit.config import load_recipe  # noqa: E402
+from vaekit.runs import load_data  # noqa: E402
+from vaekit.train import train  # noqa: E402
+
+SCRIPT = "mnist_speed"
+BATCH = 128
+LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out) of the four Linear layers
+
+
+class ReferenceVAE(nn.Module):
+    """The pytorch/examples VAE, written as that example writes it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 400)
+        self.fc21 = nn.Linear(400, 20)
+        self.fc22 = nn.Linear(400, 20)
+        self.fc3 = nn.Linear(20, 400)
+        self.fc4 = nn.Linear(400, 784)
+
+    def forward(self, x):
+        h1 = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h1), self.fc22(h1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def reference_epoch(x: torch.Tensor, seconds: float) -> float:
+    """Examples/s of the reference loop over (at most) one epoch or ``seconds``."""
+    torch.manual_seed(0)
+    model = ReferenceVAE()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x))), batch_size=BATCH, shuffle=True)
+    model.train()
+    seen, start = 0, time.perf_counter()
+    for data, _ in loader:
+        optimizer.zero_grad()
+        recon, mu, logvar = model(data)
+        bce = F.binary_cross_entropy(recon, data.view(-1, 784), reduction="sum")
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        (bce + kld).backward()
+        optimizer.step()
+        seen += len(data)
+        if time.perf_counter() - start > seconds:
+            break
+    return seen / (time.perf_counter() - start)
+
+
+def vaekit_epochs(epochs: int, data) -> list[float]:
+    """Examples/s of each epoch's batch loop of vaekit's trainer (validation excluded)."""
+    config = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "pytorch_examples.toml",
+                         [f"train.epochs={epochs}", "train.val_every=0", f"train.checkpoint_every={epochs}"])
+    with tempfile.TemporaryDirectory() as tmp:
+        train(config, Path(tmp) / "run", data=data, progress=False)
+        lines = [json.loads(l) for l in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    return [l["examples_per_s"] for l in lines]
+
+
+def step_gemm_flops(batch: int) -> float:
+    """FLOPs of the GEMMs of one training step: forward + grad-input (not layer 1) + grad-weight."""
+    total = 0
+    for i, (n_in, n_out) in enumerate(LAYERS):
+        gemm = 2 * batch * n_in * n_out
+        total += gemm * (2 if i == 0 else 3)
+    return float(total)
+
+
+def gemm_only_step_seconds(batch: int, reps: int = 300) -> float:
+    """Time of the step's GEMMs alone, back to back on preallocated tensors."""
+    shapes = []
+    for i, (n_in, n_out) in enumerate(LAYERS):
+        a, w, g = torch.randn(batch, n_in), torch.randn(n_out, n_in), torch.randn(batch, n_out)
+        shapes.append((a, w, g, i > 0))
+
+    def step():
+        for a, w, g, grad_input in shapes:
+            torch.mm(a, w.t())
+            torch.mm(g.t(), a)
+            if grad_input:
+                torch.mm(g, w)
+
+    for _ in range(20):
+        step()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(reps):
+            step()
+        times.append((time.perf_counter() - start) / reps)
+    return min(times)
+
+
+def peak_gemm_flops(n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3, help="vaekit epochs per repeat")
+    parser.add_argument("--repeats", type=int, default=2, help="alternations of reference and vaekit")
+    parser.add_argument("--reference-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    command = f"python benchmarks/mnist_speed.py --epochs {args.epochs} --repeats {args.repeats}"
+
+    data = load_data(load_recipe(None).data)
+    x_float = data.train.float().div_(255)
+    ref, ours = [], []
+    for r in range(args.repeats):
+        ref.append(reference_epoch(x_float, args.reference_seconds))
+        ours += vaekit_epochs(args.epochs, data)
+        print(f"repeat {r + 1}: reference {ref[-1]:.0f} ex/s, vaekit {ours[-args.epochs:]}", file=sys.stderr)
+    ref_speed, our_speed = statistics.median(ref), statistics.median(ours)
+
+    gemm_s = gemm_only_step_seconds(BATCH)
+    ceiling = BATCH / gemm_s
+    peak = peak_gemm_flops()
+    achieved = step_gemm_flops(BATCH) * our_speed / BATCH
+    threads = torch.get_num_threads()
+    common = f"784-400-20 ReLU VAE, batch {BATCH}, fp32, {threads} torch threads"
+    record(SCRIPT, "mnist_train_speedup_vs_reference", our_speed / ref_speed, "ratio", command,
+           f"{common}; vaekit trainer {our_speed:.0f} ex/s vs DataLoader reference {ref_speed:.0f} ex/s "
+           f"(medians of {len(ours)} vaekit epochs and {len(ref)} reference runs, alternated in one process)")
+    record(SCRIPT, "mnist_train_examples_per_s", our_speed, "examples/s", command, common)
+    record(SCRIPT, "mnist_reference_examples_per_s", ref_speed, "examples/s", command, common)
+    record(SCRIPT, "mnist_train_gemm_ceiling_examples_per_s", ceiling, "examples/s", command,
+           f"the step's GEMMs alone take {gemm_s * 1e3:.3f} ms per batch of {BATCH}")
+    record(SCRIPT, "mnist_train_fraction_of_gemm_ceiling", our_speed / ceiling, "0..1", command,
+           "training examples/s over the examples/s the step's GEMMs alone allow")
+    record(SCRIPT, "mnist_train_fraction_of_peak", achieved / peak, "0..1", command,
+           f"step GEMM FLOP rate {achieved / 1e9:.1f} GFLOP/s over peak fp32 GEMM {peak / 1e9:.1f} GFLOP/s "
+           "(2048^2 matmul)")
+
+
+if __name__ == "__main__":
+    main()
