@@ -138,6 +138,39 @@ def peak_gemm_flops(n: int = 2048) -> float:
     return 2 * n ** 3 / best
 
 
+def step_breakdown(data, steps: int = 300) -> dict[str, float]:
+    """Milliseconds per step of each phase of vaekit's step, timed phase by phase on the real model."""
+    from vaekit.data import binarize
+    from vaekit.models import build_model
+    from vaekit.objectives import objective
+    from vaekit.train import make_optimizer
+
+    config = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "pytorch_examples.toml")
+    torch.manual_seed(0)
+    model = build_model(config.model, data.shape, "bernoulli")
+    optimizer = make_optimizer(model, config)
+    generator = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(data.train), generator=generator)
+    totals = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for i in range(steps + 20):
+        t0 = time.perf_counter()
+        idx = perm[(i % 390) * BATCH:(i % 390 + 1) * BATCH]
+        x = binarize(data.train[idx], data.max_value, generator)
+        t1 = time.perf_counter()
+        loss = objective("elbo", model, x).loss.mean()
+        loss.item()
+        t2 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t3 = time.perf_counter()
+        optimizer.step()
+        t4 = time.perf_counter()
+        if i >= 20:
+            for key, value in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                totals[key] += value
+    return {key: value / steps * 1e3 for key, value in totals.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3, help="vaekit epochs per repeat")
@@ -154,6 +187,7 @@ def main() -> None:
         ours += vaekit_epochs(args.epochs, data)
         print(f"repeat {r + 1}: reference {ref[-1]:.0f} ex/s, vaekit {ours[-args.epochs:]}", file=sys.stderr)
     ref_speed, our_speed = statistics.median(ref), statistics.median(ours)
+    phases = step_breakdown(data)
 
     gemm_s = gemm_only_step_seconds(BATCH)
     ceiling = BATCH / gemm_s
@@ -170,6 +204,11 @@ def main() -> None:
            f"the step's GEMMs alone take {gemm_s * 1e3:.3f} ms per batch of {BATCH}")
     record(SCRIPT, "mnist_train_fraction_of_gemm_ceiling", our_speed / ceiling, "0..1", command,
            "training examples/s over the examples/s the step's GEMMs alone allow")
+    total = sum(phases.values())
+    for phase, ms in phases.items():
+        record(SCRIPT, f"mnist_step_ms_{phase}", ms, "ms/step", command,
+               f"{100 * ms / total:.0f}% of a {total:.2f} ms step timed phase by phase (batch {BATCH}); "
+               f"the step's GEMMs alone take {gemm_s * 1e3:.2f} ms")
     record(SCRIPT, "mnist_train_fraction_of_peak", achieved / peak, "0..1", command,
            f"step GEMM FLOP rate {achieved / 1e9:.1f} GFLOP/s over peak fp32 GEMM {peak / 1e9:.1f} GFLOP/s "
            "(2048^2 matmul)")

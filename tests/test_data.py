@@ -132,3 +132,12 @@ def test_real_mnist_loads_with_expected_counts(mnist_available):
     assert len(data.train) == 50000 and len(data.val) == 10000 and len(data.test) == 10000
     assert data.shape == (1, 28, 28) and data.max_value == 255
     assert torch.bincount(data.test_labels).tolist()[:3] == [980, 1135, 1032]
+
+
+@pytest.mark.slow
+def test_fashion_mnist_when_the_debian_package_is_installed():
+    if not images_module.FASHION_DIR.is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed (the missing-data message is tested above)")
+    data = load_data(DataConfig(name="fashion-mnist"))
+    assert len(data.train) == 50000 and len(data.test) == 10000
+    assert torch.bincount(data.test_labels).tolist() == [1000] * 10

@@ -114,3 +114,36 @@ def test_iwae_objective_and_gaussian_likelihood_train(tmp_path, tiny_images):
     gaussian = load_recipe(None, TINY + ["data.binarize=none", "model.likelihood=auto", "train.epochs=2"])
     train(gaussian, tmp_path / "gauss", data=tiny_images, progress=False)
     assert checkpoint.load(tmp_path / "gauss")["likelihood"] == "gaussian"
+
+
+def test_conv_encoder_decoder_train_and_reject_odd_sizes(tmp_path, tiny_images):
+    config = load_recipe(None, TINY + ["model.arch=conv", "model.hidden=32", "train.epochs=1"])
+    assert train(config, tmp_path / "conv", data=tiny_images, progress=False).finished
+    from vaekit.models import build_model
+    with pytest.raises(ValueError, match="divisible by 4"):
+        build_model(config.model, (1, 10, 10), "bernoulli")
+
+
+def test_sigterm_finishes_the_step_checkpoints_and_resumes_exactly(tmp_path, tiny_images, monkeypatch):
+    import os
+    import signal
+
+    config = load_recipe(None, TINY + ["train.epochs=3"])
+    train(config, tmp_path / "whole", data=tiny_images, progress=False)
+
+    real = train_module.objective
+    calls = {"n": 0}
+
+    def signalling(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "objective", signalling)
+    first = train(config, tmp_path / "split", data=tiny_images, progress=False)
+    assert first.interrupted and first.step == 17 and not first.finished
+    monkeypatch.setattr(train_module, "objective", real)
+    assert train(config, tmp_path / "split", resume=True, data=tiny_images, progress=False).finished
+    a, b = params(tmp_path / "whole"), params(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)

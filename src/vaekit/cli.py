@@ -127,6 +127,8 @@ def cmd_train(args) -> None:
     result = train(config, run_dir, resume=bool(args.resume), progress=_progress(args.progress))
     print(f"trained {result.epoch} epochs ({result.step} steps) in {result.elapsed_s:.0f} s -> {run_dir}",
           file=sys.stderr)
+    if result.interrupted:
+        raise KeyboardInterrupt
     if args.no_eval or not result.finished:
         return
     report = evaluate_run(run_dir, progress=_progress(args.progress))

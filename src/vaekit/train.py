@@ -4,8 +4,8 @@ Read top to bottom, :func:`train` does: build data and model from the config (or
 ``RUN_DIR/checkpoint.pt``), then for each epoch draw a permutation, and for each batch index the
 uint8 data tensor, binarise it afresh, evaluate the objective, step Adam and the learning-rate
 schedule. After every epoch it scores the validation ELBO, appends a line to ``metrics.jsonl`` and
-writes a checkpoint atomically. An interrupt (Ctrl-C, SIGTERM) writes a checkpoint at the current
-batch; a non-finite loss stops the run and keeps the last good checkpoint.
+writes a checkpoint atomically. An interrupt (Ctrl-C, SIGTERM) finishes the current step and writes a
+checkpoint there; a non-finite loss stops the run and keeps the last good checkpoint.
 
 Randomness comes from two generators, both saved in checkpoints: ``data_rng`` (permutations and
 binarisation) and torch's global generator (reparameterisation noise).
@@ -40,6 +40,7 @@ class TrainResult:
     step: int           # optimiser steps taken
     finished: bool      # all epochs done (False when stopped by max_steps or an interrupt)
     elapsed_s: float    # training wall time over all sessions of this run
+    interrupted: bool = False  # stopped by SIGINT / SIGTERM (a checkpoint was written)
 
 
 def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
@@ -52,12 +53,30 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Ada
         return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
 
 
-class _StopRequested(Exception):
-    pass
+class StopSignal:
+    """Turns SIGINT / SIGTERM into a flag read between optimiser steps, so that a checkpoint is never
+    written in the middle of a step (a second Ctrl-C interrupts at once)."""
 
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
 
-def _raise_on_sigterm(signum, frame):  # pragma: no cover - exercised by hand
-    raise _StopRequested()
+    def _handle(self, signum, frame):
+        if self.requested:  # asked twice: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 @torch.no_grad()
@@ -136,15 +155,14 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
         return not t.max_steps or step < t.max_steps
 
     session_start = time.perf_counter()
-    previous_handler = signal.signal(signal.SIGTERM, _raise_on_sigterm) if _main_thread() else None
     model.train()
-    try:
-        while epoch < t.epochs and budget_left():
+    with StopSignal() as stop:
+        while epoch < t.epochs and budget_left() and not stop.requested:
             if perm is None:
                 perm = torch.randperm(n, generator=data_rng)
             epoch_start, examples_this_session = time.perf_counter(), 0
             bar = _progress_bar(progress, steps_per_epoch, batch_in_epoch, f"epoch {epoch + 1}/{t.epochs}")
-            while batch_in_epoch < steps_per_epoch and budget_left():
+            while batch_in_epoch < steps_per_epoch and budget_left() and not stop.requested:
                 idx = perm[batch_in_epoch * t.batch_size:(batch_in_epoch + 1) * t.batch_size]
                 raw = data.train[idx]
                 x = binarize(raw, data.max_value, data_rng) if binarise_train else raw.float().div_(data.max_value)
@@ -176,7 +194,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
             if bar is not None:
                 bar.close()
             if batch_in_epoch < steps_per_epoch:
-                break  # max_steps reached inside an epoch: checkpoint below, no epoch line
+                break  # max_steps or a stop signal inside an epoch: checkpoint below, no epoch line
             epoch += 1
             seen = max(1, sums["seen"])
             record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
@@ -198,26 +216,15 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
                 _print_epoch(record)
             if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
                 checkpoint.save_atomic(state(record["elapsed_s"]), run_dir / checkpoint.CHECKPOINT_NAME)
-    except (KeyboardInterrupt, _StopRequested):
-        checkpoint.save_atomic(state(elapsed_before + time.perf_counter() - session_start),
-                               run_dir / checkpoint.CHECKPOINT_NAME)
-        print(f"\ninterrupted at step {step}; checkpoint written. Continue with "
-              f"`vaekit train --resume {run_dir}`.", file=sys.stderr)
-        raise
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
-        if writer is not None:
-            writer.close()
+    if writer is not None:
+        writer.close()
     elapsed = elapsed_before + time.perf_counter() - session_start
     if batch_in_epoch or epoch % t.checkpoint_every:
         checkpoint.save_atomic(state(elapsed), run_dir / checkpoint.CHECKPOINT_NAME)
-    return TrainResult(run_dir, epoch, step, epoch >= t.epochs, elapsed)
-
-
-def _main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
+    if stop.requested:
+        print(f"\nstopped at step {step}; checkpoint written. Continue with `vaekit train --resume {run_dir}`.",
+              file=sys.stderr)
+    return TrainResult(run_dir, epoch, step, epoch >= t.epochs, elapsed, interrupted=stop.requested)
 
 
 def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
