@@ -54,3 +54,12 @@ def test_diff_names_every_changed_key():
     a = load_recipe(None).to_dict()
     b = load_recipe(None, ["model.latent=7", "train.beta=2"]).to_dict()
     assert diff(a, b) == ["model.latent: 20 != 7", "train.beta: 1.0 != 2.0"]
+
+
+def test_choices_and_ranges_are_checked_when_the_config_is_read():
+    with pytest.raises(ConfigError, match=r"model.arch = 'resnet': choose one of mlp, conv"):
+        load_recipe(None, ["model.arch=resnet"])
+    with pytest.raises(ConfigError, match="train.batch_size = 0: must be at least 1"):
+        load_recipe(None, ["train.batch_size=0"])
+    with pytest.raises(ConfigError, match="beta applies to the ELBO only"):
+        load_recipe(None, ["train.objective=iwae", "train.beta=2"])

@@ -87,7 +87,39 @@ class RunConfig:
             raise ConfigError(f"unknown config section(s) {sorted(unknown)}; known: {', '.join(SECTIONS)}, name")
         sections = {key: _build(section_cls, data[key], key)
                     for key, section_cls in SECTIONS.items() if key in data}
-        return cls(**sections, name=str(data.get("name", "run")))
+        config = cls(**sections, name=str(data.get("name", "run")))
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ConfigError for a value outside its allowed set or range."""
+        for where, value in (("data.binarize", self.data.binarize), ("model.arch", self.model.arch),
+                             ("model.activation", self.model.activation), ("model.likelihood", self.model.likelihood),
+                             ("train.objective", self.train.objective), ("train.lr_schedule", self.train.lr_schedule),
+                             ("eval.split", self.eval.split)):
+            if value not in CHOICES[where]:
+                raise ConfigError(f"{where} = {value!r}: choose one of {', '.join(CHOICES[where])}")
+        for where, value in (("model.latent", self.model.latent), ("train.k", self.train.k),
+                             ("train.epochs", self.train.epochs), ("train.batch_size", self.train.batch_size),
+                             ("eval.k", self.eval.k), ("eval.batch_size", self.eval.batch_size),
+                             ("eval.sample_chunk", self.eval.sample_chunk)):
+            if value < 1:
+                raise ConfigError(f"{where} = {value}: must be at least 1")
+        if self.train.lr <= 0:
+            raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
+        if self.train.objective == "iwae" and self.train.beta != 1.0:
+            raise ConfigError("train.beta applies to the ELBO only; the IWAE bound has no separate KL term")
+
+
+CHOICES = {
+    "data.binarize": ("dynamic", "none"),
+    "model.arch": ("mlp", "conv"),
+    "model.activation": ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu"),
+    "model.likelihood": ("auto", "bernoulli", "gaussian"),
+    "train.objective": ("elbo", "iwae"),
+    "train.lr_schedule": ("constant", "cosine", "burda"),
+    "eval.split": ("test", "val", "train"),
+}
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -131,7 +163,7 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return tuple(kind(v) for v in value)
         return str(value)
     except (TypeError, ValueError, json.JSONDecodeError):
-        raise ConfigError(f"{where}: cannot use {value!r} where a {type(default).__name__} is expected "
+        raise ConfigError(f"{where}: cannot use {value!r} where {type(default).__name__} is expected "
                           f"(default {default!r})") from None
 
 
