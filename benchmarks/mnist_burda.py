@@ -40,7 +40,9 @@ def main() -> None:
     run_dir = Path(args.run_dir or ROOT / "benchmarks" / "runs" / config.name)
     if not args.no_train:
         has_checkpoint = (run_dir / checkpoint.CHECKPOINT_NAME).exists()
-        train(config, run_dir, resume=has_checkpoint, progress=False)
+        result = train(config, run_dir, resume=has_checkpoint, progress=False)
+        if result.interrupted:
+            sys.exit(130)  # checkpoint written; rerun the same command to continue
     import torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
     report = evaluate_run(run_dir, k=args.k, split="test")
