@@ -19,6 +19,7 @@ EPILOG = """examples:
   vaekit train recipes/default.toml --out runs/default
   vaekit train recipes/burda_vae.toml --set train.epochs=100 --set train.threads=2
   vaekit train --resume runs/default                 # continue exactly where it stopped
+  vaekit train recipes/default.toml --nproc 2        # data-parallel over 2 processes (torchrun)
   vaekit eval runs/default --k 5000                  # importance-sampled NLL, ELBO, KL, active units
   vaekit sample runs/default --n 100
   vaekit plot runs/default --what manifold,scatter,curves
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=N")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation and plots")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train data-parallel in N local processes (launches torchrun; batch_size is per process)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="progress bars (auto: only when stderr is a terminal)")
     p.set_defaults(func=cmd_train)
@@ -108,7 +111,31 @@ def cmd_data(args) -> None:
         print(verify(args.name))
 
 
+def _launch_torchrun(nproc: int, argv: list[str]) -> None:
+    """Re-run this same command under ``torchrun --standalone --nproc_per_node=N`` (and return its status)."""
+    import os
+    import subprocess
+
+    rest, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            rest.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "vaekit", *rest]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    raise SystemExit(subprocess.run(command, env=env).returncode)
+
+
 def cmd_train(args) -> None:
+    import os
+
+    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        _launch_torchrun(args.nproc, args.argv)
     from .checkpoint import load
     from .config import load_recipe
     from .report import evaluate_run, format_report, plot_run
@@ -125,12 +152,13 @@ def cmd_train(args) -> None:
         run_dir = Path(args.out or f"runs/{config.name}")
     start = time.perf_counter()
     result = train(config, run_dir, resume=bool(args.resume), progress=_progress(args.progress))
-    print(f"trained {result.epoch} epochs ({result.step} steps) in {result.elapsed_s:.0f} s -> {run_dir}",
-          file=sys.stderr)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {result.epoch} epochs ({result.step} steps) in {result.elapsed_s:.0f} s -> {run_dir}",
+              file=sys.stderr)
     if result.interrupted:
         raise KeyboardInterrupt
-    if args.no_eval or not result.finished:
-        return
+    if int(os.environ.get("RANK", "0")) != 0 or args.no_eval or not result.finished:
+        return  # in a distributed run, rank 0 alone evaluates and plots
     report = evaluate_run(run_dir, progress=_progress(args.progress))
     if config.eval.plots:
         plot_run(run_dir)
@@ -192,7 +220,9 @@ def cmd_export(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         args.func(args)
     except VaekitError as exc:

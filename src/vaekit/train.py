@@ -7,8 +7,15 @@ schedule. After every epoch it scores the validation ELBO, appends a line to ``m
 writes a checkpoint atomically. An interrupt (Ctrl-C, SIGTERM) finishes the current step and writes a
 checkpoint there; a non-finite loss stops the run and keeps the last good checkpoint.
 
-Randomness comes from two generators, both saved in checkpoints: ``data_rng`` (permutations and
-binarisation) and torch's global generator (reparameterisation noise).
+Randomness comes from generators that are all saved in checkpoints: ``data_rng`` (permutations, and
+binarisation in a single process) and torch's global generator (reparameterisation noise).
+
+Under torchrun the same loop is data-parallel (see :mod:`vaekit.distributed`): the objective is
+wrapped in ``DistributedDataParallel``, which averages gradients; every rank draws the same
+permutation and takes its own ``batch_size`` slice of each global batch of ``batch_size * world``;
+each rank's noise is seeded apart; sums and counts are reduced across ranks; only rank 0 writes
+files or prints. An epoch then has ``N // (batch_size * world)`` steps (the remainder is dropped so
+every rank sees the same number of examples).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 
 from . import checkpoint
 from .config import RunConfig
+from .distributed import Dist, rank_seeds, setup
 from .data import ImageData, binarize
 from .errors import CheckpointError, TrainingDiverged
 from .models import build_model
@@ -41,6 +49,7 @@ class TrainResult:
     finished: bool      # all epochs done (False when stopped by max_steps or an interrupt)
     elapsed_s: float    # training wall time over all sessions of this run
     interrupted: bool = False  # stopped by SIGINT / SIGTERM (a checkpoint was written)
+    model: torch.nn.Module | None = None  # the trained model (this rank's replica in a distributed run)
 
 
 def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
@@ -51,6 +60,19 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Ada
         return torch.optim.Adam(model.parameters(), fused=True, **kwargs)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
+
+
+class ObjectiveModule(torch.nn.Module):
+    """The model with its training objective as ``forward``, so that DistributedDataParallel (which
+    hooks ``forward``) can wrap it. Returns per-example ``(loss, bound, kl)``, the last two detached."""
+
+    def __init__(self, model: torch.nn.Module, name: str, k: int, beta: float):
+        super().__init__()
+        self.model, self.name, self.k, self.beta = model, name, k, beta
+
+    def forward(self, x: torch.Tensor):
+        terms = objective(self.name, self.model, x, k=self.k, beta=self.beta)
+        return terms.loss, terms.bound.detach(), terms.kl.detach()
 
 
 class StopSignal:
@@ -80,8 +102,11 @@ class StopSignal:
 
 
 @torch.no_grad()
-def validation_elbo(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
-    """Mean ELBO, log p(x|z) and KL over ``x`` (one z sample per example)."""
+def validation_elbo(model, x: torch.Tensor, batch_size: int = 1000, dist: Dist | None = None) -> dict[str, float]:
+    """Mean ELBO, log p(x|z) and KL over ``x`` (one z sample per example); with ``dist``, each rank
+    scores every ``world``-th example and the sums are reduced."""
+    dist = dist or Dist()
+    x = x[dist.rank::dist.world]
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
@@ -89,26 +114,36 @@ def validation_elbo(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str,
         terms = elbo(model, x[start:start + batch_size])
         totals += torch.stack([terms.bound.sum(), terms.log_px_z.sum(), terms.kl.sum()]).double()
     model.train(was_training)
-    mean = (totals / max(1, len(x))).tolist()
-    return {"elbo": mean[0], "log_px_z": mean[1], "kl": mean[2]}
+    *sums, count = dist.all_sum([*totals.tolist(), len(x)])
+    return {"elbo": sums[0] / max(1, count), "log_px_z": sums[1] / max(1, count), "kl": sums[2] / max(1, count)}
 
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: ImageData | None = None,
           progress: bool | None = None) -> TrainResult:
     """Train the model ``config`` describes in ``run_dir``; with ``resume``, continue its checkpoint."""
-    run_dir = Path(run_dir)
+    dist = setup()
+    try:
+        return _train(config, Path(run_dir), resume, data, progress, dist)
+    finally:
+        dist.close()
+
+
+def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | None, progress: bool | None,
+           dist: Dist) -> TrainResult:
     t = config.train
     if t.threads:
         torch.set_num_threads(t.threads)
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
 
     data = load_data(config.data) if data is None else data
     likelihood = resolve_likelihood(config, data)
     saved = None
     if resume:
-        saved = checkpoint.load(run_dir)
+        saved = dist.broadcast(checkpoint.load(run_dir) if dist.is_main else None)
         checkpoint.check_compatible(saved, config, data.shape)
+        if saved.get("world_size", 1) != dist.world:
+            raise CheckpointError(f"{run_dir} was written by a run of {saved.get('world_size', 1)} process(es); "
+                                  f"resume it with the same number (now {dist.world}) to continue exactly")
     elif (run_dir / checkpoint.CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{run_dir} already holds a run; continue it with `--resume {run_dir}` "
                               "or choose another output directory")
@@ -117,58 +152,93 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
     model = build_model(config.model, data.shape, likelihood)
     optimizer = make_optimizer(model, config)
     n = len(data.train)
-    steps_per_epoch = math.ceil(n / t.batch_size)
+    global_batch = t.batch_size * dist.world
+    steps_per_epoch = math.ceil(n / t.batch_size) if not dist.active else n // global_batch
+    if steps_per_epoch == 0:
+        raise CheckpointError(f"{n} training examples make no batch of {t.batch_size} x {dist.world} processes")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_multiplier(t.lr_schedule, step, steps_per_epoch, t.epochs, t.warmup_steps))
     data_rng = torch.Generator().manual_seed(t.seed)
+    binarize_rng = data_rng
+    if dist.active:
+        noise_seed, binarize_seed = rank_seeds(t.seed, dist.rank)
+        torch.manual_seed(noise_seed)
+        binarize_rng = torch.Generator().manual_seed(binarize_seed)
     epoch, step, batch_in_epoch, perm, elapsed_before = 0, 0, 0, None, 0.0
-    sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0}  # running totals of the current epoch
+    sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0}  # this rank's running totals of the epoch
 
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"]["torch"])
         data_rng.set_state(saved["rng"]["data"])
+        if dist.active:
+            mine = saved["rng"]["ranks"][dist.rank]
+            torch.set_rng_state(mine["torch"])
+            binarize_rng.set_state(mine["binarize"])
+            sums = dict(mine["epoch_sums"])
+        else:
+            torch.set_rng_state(saved["rng"]["torch"])
+            sums = dict(saved.get("epoch_sums", sums))
         epoch, step, batch_in_epoch = saved["epoch"], saved["step"], saved["batch_in_epoch"]
-        perm, elapsed_before, sums = saved["perm"], saved["elapsed_s"], dict(saved.get("epoch_sums", sums))
-        _truncate_metrics(run_dir / "metrics.jsonl", saved["metrics_lines"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", config.to_dict())
+        perm, elapsed_before = saved["perm"], saved["elapsed_s"]
+        if dist.is_main:
+            _truncate_metrics(run_dir / "metrics.jsonl", saved["metrics_lines"])
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", config.to_dict())
 
+    step_module = ObjectiveModule(model, t.objective, t.k, t.beta)
+    if dist.active:
+        step_module = torch.nn.parallel.DistributedDataParallel(step_module)
     val_x = eval_inputs(config, data, "val")
     binarise_train = config.data.binarize == "dynamic"
     metrics_path = run_dir / "metrics.jsonl"
-    writer = _tensorboard(run_dir)
+    writer = _tensorboard(run_dir) if dist.is_main else None
 
-    def state(elapsed: float) -> dict:
-        return {
+    def save(elapsed: float) -> None:
+        """Write a checkpoint (a collective: every rank contributes its random state; rank 0 writes)."""
+        per_rank = dist.gather({"torch": torch.get_rng_state(), "binarize": binarize_rng.get_state(),
+                                "epoch_sums": dict(sums)})
+        if not dist.is_main:
+            return
+        rng = {"torch": torch.get_rng_state(), "data": data_rng.get_state()}
+        if dist.active:
+            rng["ranks"] = per_rank
+        state = {
             "format": checkpoint.FORMAT, "config": config.to_dict(), "shape": list(data.shape),
             "likelihood": likelihood, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
-            "batch_in_epoch": batch_in_epoch, "perm": perm, "epoch_sums": dict(sums),
-            "rng": {"torch": torch.get_rng_state(), "data": data_rng.get_state()},
-            "metrics_lines": _count_lines(metrics_path), "elapsed_s": elapsed,
+            "batch_in_epoch": batch_in_epoch, "perm": perm, "epoch_sums": dict(sums), "rng": rng,
+            "world_size": dist.world, "metrics_lines": _count_lines(metrics_path), "elapsed_s": elapsed,
         }
+        checkpoint.save_atomic(state, run_dir / checkpoint.CHECKPOINT_NAME)
 
     def budget_left() -> bool:
         return not t.max_steps or step < t.max_steps
 
     session_start = time.perf_counter()
     model.train()
+    stopping = False  # every rank agrees on it: a stop signal on any rank stops all after the same step
     with StopSignal() as stop:
-        while epoch < t.epochs and budget_left() and not stop.requested:
+        while epoch < t.epochs and budget_left() and not stopping:
             if perm is None:
                 perm = torch.randperm(n, generator=data_rng)
             epoch_start, examples_this_session = time.perf_counter(), 0
             bar = _progress_bar(progress, steps_per_epoch, batch_in_epoch, f"epoch {epoch + 1}/{t.epochs}")
-            while batch_in_epoch < steps_per_epoch and budget_left() and not stop.requested:
-                idx = perm[batch_in_epoch * t.batch_size:(batch_in_epoch + 1) * t.batch_size]
+            while batch_in_epoch < steps_per_epoch and budget_left() and not stopping:
+                start = batch_in_epoch * global_batch + dist.rank * t.batch_size
+                idx = perm[start:start + t.batch_size]
                 raw = data.train[idx]
-                x = binarize(raw, data.max_value, data_rng) if binarise_train else raw.float().div_(data.max_value)
-                terms = objective(t.objective, model, x, k=t.k, beta=t.beta)
-                loss = terms.loss.mean()
-                loss_value = loss.item()
+                x = binarize(raw, data.max_value, binarize_rng) if binarise_train else raw.float().div_(data.max_value)
+                loss_per_example, bound, kl = step_module(x)
+                loss = loss_per_example.mean()
+                loss_value = local_loss = loss.item()
+                if dist.active:  # agree on the loss (for the NaN check) and on stopping
+                    loss_total, stops = dist.all_sum([loss_value, float(stop.requested)])
+                    loss_value, stopping = loss_total / dist.world, stops > 0
+                else:
+                    stopping = stop.requested
                 if not math.isfinite(loss_value):
                     raise TrainingDiverged(
                         f"the loss became {loss_value} at step {step + 1} (epoch {epoch + 1}); the last good "
@@ -182,9 +252,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
                 step += 1
                 batch_in_epoch += 1
                 b = len(idx)
-                sums["loss"] += loss_value * b
-                sums["bound"] += terms.bound.detach().sum().item()
-                sums["kl"] += terms.kl.detach().sum().item()
+                sums["loss"] += local_loss * b
+                sums["bound"] += bound.sum().item()
+                sums["kl"] += kl.sum().item()
                 sums["seen"] += b
                 examples_this_session += b
                 if bar is not None:
@@ -196,35 +266,37 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
             if batch_in_epoch < steps_per_epoch:
                 break  # max_steps or a stop signal inside an epoch: checkpoint below, no epoch line
             epoch += 1
-            seen = max(1, sums["seen"])
+            loss_sum, bound_sum, kl_sum, seen, examples = dist.all_sum(
+                [sums["loss"], sums["bound"], sums["kl"], sums["seen"], examples_this_session])
+            seen = max(1, seen)
             record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
-                      "train_loss": sums["loss"] / seen, "train_bound": sums["bound"] / seen,
-                      "train_kl": sums["kl"] / seen,
-                      "examples_per_s": examples_this_session / max(1e-9, time.perf_counter() - epoch_start)}
+                      "train_loss": loss_sum / seen, "train_bound": bound_sum / seen, "train_kl": kl_sum / seen,
+                      "examples_per_s": examples / max(1e-9, time.perf_counter() - epoch_start)}
             batch_in_epoch, perm = 0, None
             sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0}
             if t.val_every and (epoch % t.val_every == 0 or epoch == t.epochs):
-                record.update({f"val_{k}": v for k, v in validation_elbo(model, val_x).items()})
+                record.update({f"val_{k}": v for k, v in validation_elbo(model, val_x, dist=dist).items()})
             record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
-            with open(metrics_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            if writer is not None:
-                for key, value in record.items():
-                    if key not in ("epoch", "step"):
-                        writer.add_scalar(key, value, step)
-            if not progress:
-                _print_epoch(record)
+            if dist.is_main:
+                with open(metrics_path, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                if writer is not None:
+                    for key, value in record.items():
+                        if key not in ("epoch", "step"):
+                            writer.add_scalar(key, value, step)
+                if not progress:
+                    _print_epoch(record)
             if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
-                checkpoint.save_atomic(state(record["elapsed_s"]), run_dir / checkpoint.CHECKPOINT_NAME)
+                save(record["elapsed_s"])
     if writer is not None:
         writer.close()
     elapsed = elapsed_before + time.perf_counter() - session_start
     if batch_in_epoch or epoch % t.checkpoint_every:
-        checkpoint.save_atomic(state(elapsed), run_dir / checkpoint.CHECKPOINT_NAME)
-    if stop.requested:
+        save(elapsed)
+    if stopping and dist.is_main:
         print(f"\nstopped at step {step}; checkpoint written. Continue with `vaekit train --resume {run_dir}`.",
               file=sys.stderr)
-    return TrainResult(run_dir, epoch, step, epoch >= t.epochs, elapsed, interrupted=stop.requested)
+    return TrainResult(run_dir, epoch, step, epoch >= t.epochs, elapsed, interrupted=stopping, model=model)
 
 
 def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
