@@ -62,6 +62,9 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Ada
         return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
 
 
+STOP_SYNC_EVERY = 25  # steps between the ranks' agreement on a stop signal (a collective, so not every step)
+
+
 class ObjectiveModule(torch.nn.Module):
     """The model with its training objective as ``forward``, so that DistributedDataParallel (which
     hooks ``forward``) can wrap it. Returns per-example ``(loss, bound, kl)``, the last two detached."""
@@ -233,13 +236,12 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
                 x = binarize(raw, data.max_value, binarize_rng) if binarise_train else raw.float().div_(data.max_value)
                 loss_per_example, bound, kl = step_module(x)
                 loss = loss_per_example.mean()
-                loss_value = local_loss = loss.item()
-                if dist.active:  # agree on the loss (for the NaN check) and on stopping
-                    loss_total, stops = dist.all_sum([loss_value, float(stop.requested)])
-                    loss_value, stopping = loss_total / dist.world, stops > 0
-                else:
+                loss_value = loss.item()
+                if not dist.active:
                     stopping = stop.requested
-                if not math.isfinite(loss_value):
+                elif step % STOP_SYNC_EVERY == 0 or batch_in_epoch + 1 == steps_per_epoch:
+                    stopping = dist.all_sum([float(stop.requested)])[0] > 0  # every rank stops after one step
+                if not math.isfinite(loss_value):  # (under torchrun, this rank's error stops the others)
                     raise TrainingDiverged(
                         f"the loss became {loss_value} at step {step + 1} (epoch {epoch + 1}); the last good "
                         f"checkpoint in {run_dir} was kept. Lower train.lr, set train.grad_clip, or check the data.")
@@ -252,7 +254,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
                 step += 1
                 batch_in_epoch += 1
                 b = len(idx)
-                sums["loss"] += local_loss * b
+                sums["loss"] += loss_value * b
                 sums["bound"] += bound.sum().item()
                 sums["kl"] += kl.sum().item()
                 sums["seen"] += b
