@@ -1,0 +1,229 @@
+"""Gradient estimators for ``grad E_{q(z|x)}[f(z)]``, chosen from the posterior and a flag.
+
+Every estimator is called as ``estimator(q, f, x) -> Estimate`` where ``f(z)`` returns a
+per-example value ``(B,)`` (for the ELBO, ``log p(x|z)``). ``Estimate.value`` is ``f(z)`` at the
+sample (what is reported) and ``Estimate.surrogate`` is a per-example tensor whose *gradient* is the
+estimator (what is differentiated), as Pyro separates ``loss`` from ``differentiable_loss``.
+
+* :class:`Pathwise` -- reparameterisation, ``z = g(eps, phi)`` (Kingma & Welling 2014).
+* :class:`ScoreFunction` -- REINFORCE (Williams 1992): ``(f(z) - b) grad log q(z|x)`` with a baseline
+  ``b`` that does not depend on z: none, :class:`MovingAverageBaseline`, or the input-dependent
+  :class:`NVILBaseline` with variance normalisation (Mnih & Gregor 2014).
+* :class:`GumbelSoftmax` -- the Concrete / Gumbel-softmax relaxation (Jang et al. 2017; Maddison et al.
+  2017), and its straight-through variant (one-hot forward values, relaxed gradients).
+* :class:`Enumerate` -- the exact expectation ``sum_z q(z|x) f(z)`` for small discrete latents.
+* :func:`vimco_surrogate` -- the multi-sample leave-one-out baseline of Mnih & Rezende (2016).
+
+Discrete latents are ``Independent(OneHotCategorical(logits ``(B, L, K)``), 1)`` (L variables of K
+categories, one-hot samples) or ``Independent(Bernoulli(logits ``(B, L)``), 1)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.distributions import (Bernoulli, Distribution, Independent, OneHotCategorical, RelaxedBernoulli,
+                                 RelaxedOneHotCategorical)
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Estimate:
+    value: torch.Tensor      # (B,) f(z) at the sample(s), or the exact expectation
+    surrogate: torch.Tensor  # (B,) differentiate this; its value is not meaningful
+    z: torch.Tensor          # the sample the decoder saw
+    aux_loss: torch.Tensor | None = None  # loss of a learned baseline (minimise it alongside)
+
+
+class Pathwise(nn.Module):
+    """``z = q.rsample()``: gradients flow through the sample itself."""
+
+    def forward(self, q: Distribution, f: Fn, x: torch.Tensor) -> Estimate:
+        z = q.rsample()
+        value = f(z)
+        return Estimate(value, value, z)
+
+
+class MovingAverageBaseline(nn.Module):
+    """``b = `` an exponential moving average of the batch-mean learning signal (a constant in z)."""
+
+    def __init__(self, decay: float = 0.9):
+        super().__init__()
+        self.decay = decay
+        self.register_buffer("value", torch.zeros(()))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, signal: torch.Tensor, x: torch.Tensor):
+        b = self.value.expand_as(signal).clone()
+        if self.training:
+            with torch.no_grad():
+                mean = signal.mean()
+                new = torch.where(self.initialised, self.decay * self.value + (1 - self.decay) * mean, mean)
+                self.value.copy_(new)
+                self.initialised.fill_(True)
+        return signal - b, None
+
+
+class NVILBaseline(nn.Module):
+    """Neural variational inference and learning (Mnih & Gregor 2014, Sec. 3.2 - 3.3).
+
+    The centred signal is ``(l - c - b_psi(x)) / max(1, sqrt(v))`` with ``c`` a moving average of
+    ``l - b_psi(x)``, ``v`` a moving average of its variance, and ``b_psi`` an MLP trained to minimise
+    ``E[(l - c - b_psi(x))^2]`` (returned as the auxiliary loss).
+    """
+
+    def __init__(self, data_dim: int, hidden: int = 100, decay: float = 0.9):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(data_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.decay = decay
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("var", torch.ones(()))
+
+    def forward(self, signal: torch.Tensor, x: torch.Tensor):
+        signal = signal.detach()
+        learned = self.net(x).squeeze(-1)
+        centred = signal - learned.detach()
+        if self.training:
+            with torch.no_grad():
+                self.mean.mul_(self.decay).add_((1 - self.decay) * centred.mean())
+                self.var.mul_(self.decay).add_((1 - self.decay) * (centred - self.mean).pow(2).mean())
+        residual = signal - self.mean - learned
+        normalised = (centred - self.mean) / self.var.sqrt().clamp(min=1.0)
+        return normalised, residual.pow(2)
+
+
+class ScoreFunction(nn.Module):
+    """REINFORCE: ``surrogate = f(z) + stop_grad(f(z) - b) * log q(z|x)``, ``z ~ q`` not differentiated.
+
+    The gradient of the surrogate is ``grad f(z)`` (the decoder's own parameters) plus
+    ``(f(z) - b) grad log q(z|x)`` (the encoder's), an unbiased estimator of ``grad E_q[f]`` for any
+    ``b`` independent of z.
+    """
+
+    def __init__(self, baseline: nn.Module | None = None):
+        super().__init__()
+        self.baseline = baseline
+
+    def forward(self, q: Distribution, f: Fn, x: torch.Tensor) -> Estimate:
+        z = q.sample()
+        value = f(z)
+        aux = None
+        if self.baseline is None:
+            signal = value.detach()
+        else:
+            signal, aux = self.baseline(value.detach(), x)
+        surrogate = value + signal.detach() * q.log_prob(z)
+        return Estimate(value, surrogate, z, aux)
+
+
+def relax(q: Distribution, temperature: float | torch.Tensor) -> Distribution:
+    """The Concrete relaxation of a one-hot categorical or Bernoulli posterior, at ``temperature``."""
+    base, dims = (q.base_dist, q.reinterpreted_batch_ndims) if isinstance(q, Independent) else (q, 0)
+    temperature = torch.as_tensor(temperature, dtype=base.logits.dtype)
+    if isinstance(base, OneHotCategorical):
+        relaxed = RelaxedOneHotCategorical(temperature, logits=base.logits)
+    elif isinstance(base, Bernoulli):
+        relaxed = RelaxedBernoulli(temperature, logits=base.logits)
+    else:
+        raise TypeError(f"cannot relax {type(base).__name__}: Gumbel-softmax needs a OneHotCategorical "
+                        "or Bernoulli posterior")
+    return Independent(relaxed, dims) if dims else relaxed
+
+
+def straight_through(soft: torch.Tensor, one_hot: bool = True) -> torch.Tensor:
+    """Forward: the hard sample (one-hot argmax, or rounding for Bernoulli); backward: the soft gradient."""
+    if one_hot:
+        hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(-1, keepdim=True), 1.0)
+    else:
+        hard = (soft > 0.5).to(soft.dtype)
+    return hard - soft.detach() + soft
+
+
+class GumbelSoftmax(nn.Module):
+    """``z = softmax((logits + g) / tau)``, ``g ~ Gumbel(0, 1)``, differentiated pathwise; biased for tau > 0.
+
+    With ``hard=True`` (straight-through Gumbel), the decoder sees the one-hot argmax while gradients
+    flow through the relaxed sample. ``temperature`` is set by the training policy (see
+    :func:`vaekit.schedules.gumbel_temperature`).
+    """
+
+    def __init__(self, temperature: float = 1.0, hard: bool = False):
+        super().__init__()
+        self.temperature = temperature
+        self.hard = hard
+
+    def forward(self, q: Distribution, f: Fn, x: torch.Tensor) -> Estimate:
+        relaxed = relax(q, self.temperature)
+        soft = relaxed.rsample()
+        base = q.base_dist if isinstance(q, Independent) else q
+        z = straight_through(soft, one_hot=isinstance(base, OneHotCategorical)) if self.hard else soft
+        value = f(z)
+        return Estimate(value, value, z)
+
+
+def enumerate_support(q: Distribution, limit: int = 1 << 16) -> torch.Tensor:
+    """Every joint value of a factorised discrete ``q``: shape ``(S, *batch, *event)`` with ``S = K^L``."""
+    base, dims = (q.base_dist, q.reinterpreted_batch_ndims) if isinstance(q, Independent) else (q, 0)
+    if isinstance(base, OneHotCategorical):
+        *batch, L, K = base.logits.shape
+        if dims != 1:
+            raise ValueError("enumeration expects Independent(OneHotCategorical(logits (B, L, K)), 1)")
+        values = torch.eye(K, dtype=base.logits.dtype)
+    elif isinstance(base, Bernoulli):
+        *batch, L = base.logits.shape
+        K = 2
+        values = torch.tensor([0.0, 1.0], dtype=base.logits.dtype)
+    else:
+        raise TypeError(f"cannot enumerate {type(base).__name__}")
+    if K ** L > limit:
+        raise ValueError(f"{K}^{L} = {K ** L} joint values exceed the enumeration limit {limit}; "
+                         "use a sampling estimator")
+    combos = torch.tensor(list(itertools.product(range(K), repeat=L)))  # (S, L)
+    joint = values[combos]  # (S, L, K) or (S, L)
+    shape = (joint.shape[0], *[1] * len(batch), *joint.shape[1:])
+    return joint.reshape(shape).expand(joint.shape[0], *batch, *joint.shape[1:])
+
+
+class Enumerate(nn.Module):
+    """The exact ``E_q[f(z)] = sum_z q(z|x) f(z)`` (value and gradient), for small discrete latents."""
+
+    def __init__(self, limit: int = 1 << 16):
+        super().__init__()
+        self.limit = limit
+
+    def forward(self, q: Distribution, f: Fn, x: torch.Tensor) -> Estimate:
+        z = enumerate_support(q, self.limit)        # (S, B, ...)
+        expectation = (q.log_prob(z).exp() * f(z)).sum(0)
+        return Estimate(expectation, expectation, z)
+
+
+def vimco_surrogate(log_w: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """VIMCO (Mnih & Rezende 2016): the k-sample bound and a surrogate for discrete latents.
+
+    ``log_w``: ``(k, B)`` log importance weights ``log p(x, z_i) - log q(z_i|x)`` (differentiable in
+    both models), ``log_q``: ``(k, B)`` ``log q(z_i|x)``. Each sample's learning signal is
+    ``L_k - L_k^{-i}``, where ``L_k^{-i}`` replaces ``log w_i`` by the mean of the other log weights
+    (the geometric mean of the other weights). Returns ``(bound, surrogate)``, each ``(B,)``.
+    """
+    k = log_w.shape[0]
+    if k < 2:
+        raise ValueError("VIMCO needs at least 2 samples")
+    bound = torch.logsumexp(log_w, 0) - math.log(k)
+    detached = log_w.detach()
+    others_mean = (detached.sum(0, keepdim=True) - detached) / (k - 1)       # (k, B)
+    loo = []
+    for i in range(k):
+        replaced = detached.clone()
+        replaced[i] = others_mean[i]
+        loo.append(torch.logsumexp(replaced, 0) - math.log(k))
+    signal = bound.detach() - torch.stack(loo)                             # (k, B)
+    return bound, bound + (signal * log_q).sum(0)
+
+
+ESTIMATORS = ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact")
