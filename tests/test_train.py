@@ -1,6 +1,7 @@
 """The trainer: exact resume, refusing foreign checkpoints, stopping on a non-finite loss."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -147,3 +148,27 @@ def test_sigterm_finishes_the_step_checkpoints_and_resumes_exactly(tmp_path, tin
     assert train(config, tmp_path / "split", resume=True, data=tiny_images, progress=False).finished
     a, b = params(tmp_path / "whole"), params(tmp_path / "split")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("estimator,baseline", [("score", "none"), ("score", "moving-average"), ("score", "nvil"),
+                                                ("gumbel", "none"), ("st-gumbel", "none"), ("exact", "none")])
+def test_discrete_latents_train_with_every_estimator_and_resume(tmp_path, tiny_images, estimator, baseline):
+    overrides = TINY + ["model.latent_type=categorical", "model.latent=2", "model.categories=3",
+                        f"train.estimator={estimator}", f"train.baseline={baseline}", "train.temperature_rate=0.01",
+                        "train.temperature_every=5", "train.epochs=3"]
+    whole = train(load_recipe(None, overrides), tmp_path / "whole", data=tiny_images, progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor([l["val_elbo"] for l in lines])))
+    train(load_recipe(None, overrides + ["train.max_steps=15"]), tmp_path / "split", data=tiny_images,
+          progress=False)
+    train(load_recipe(None, overrides), tmp_path / "split", resume=True, data=tiny_images, progress=False)
+    a, b = params(tmp_path / "whole"), params(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert whole.model.sample(4).shape == (4, 64)
+
+
+def test_gumbel_temperature_follows_jang_et_al():
+    from vaekit.schedules import gumbel_temperature
+    assert gumbel_temperature(0, 1.0, 0.5, 3e-5, 1000) == 1.0
+    assert gumbel_temperature(1999, 1.0, 0.5, 3e-5, 1000) == pytest.approx(math.exp(-3e-5 * 1000))
+    assert gumbel_temperature(10 ** 6, 1.0, 0.5, 3e-5, 1000) == 0.5

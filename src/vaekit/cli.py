@@ -202,7 +202,7 @@ def cmd_plot(args) -> None:
     if "manifold" in what and args.what != "all":
         from .runs import load_model
         _, model, _ = load_model(args.run_dir)
-        if model.latent_dim != 2:
+        if model.latent.kind != "gaussian" or model.latent.size != 2:
             raise VaekitError(f"the manifold plot needs a 2-D latent space; this run has z of dimension "
                               f"{model.latent_dim}. Train recipes/manifold2d.toml for it.")
     try:

@@ -33,7 +33,9 @@ class DataConfig:
 class ModelConfig:
     arch: str = "mlp"                # mlp | conv
     hidden: tuple[int, ...] = (400,)  # hidden layer sizes of the encoder; the decoder mirrors them
-    latent: int = 20                 # dimension of z
+    latent: int = 20                 # dimension of z (number of latent variables if discrete)
+    latent_type: str = "gaussian"    # gaussian | categorical (one-hot, `categories` values) | bernoulli
+    categories: int = 10             # values of each categorical latent variable
     activation: str = "relu"         # relu | tanh | elu | gelu | softplus | leaky_relu
     likelihood: str = "auto"         # bernoulli | gaussian | auto (bernoulli for binary/binarised data)
 
@@ -43,6 +45,13 @@ class TrainConfig:
     objective: str = "elbo"          # elbo | iwae
     k: int = 1                       # samples per example (IWAE's k; k > 1 with elbo averages k samples)
     beta: float = 1.0                # weight on KL (beta-VAE; 1 = the ELBO)
+    estimator: str = "auto"          # auto (pathwise if q can rsample, else score) | pathwise | score |
+                                     # gumbel | st-gumbel | exact (enumerate small discrete latents)
+    baseline: str = "none"           # score-function baseline: none | moving-average | nvil
+    temperature: float = 1.0         # Gumbel-softmax temperature at step 0 ...
+    temperature_min: float = 0.5     # ... annealed as max(temperature_min, temperature * exp(-rate * t))
+    temperature_rate: float = 0.0    # (Jang et al. 2017), t updated every `temperature_every` steps
+    temperature_every: int = 1000
     epochs: int = 10                 # passes over the training set
     batch_size: int = 128            # examples per step
     lr: float = 1e-3                 # Adam learning rate (the peak, under a schedule)
@@ -96,6 +105,8 @@ class RunConfig:
         for where, value in (("data.binarize", self.data.binarize), ("model.arch", self.model.arch),
                              ("model.activation", self.model.activation), ("model.likelihood", self.model.likelihood),
                              ("train.objective", self.train.objective), ("train.lr_schedule", self.train.lr_schedule),
+                             ("model.latent_type", self.model.latent_type), ("train.estimator", self.train.estimator),
+                             ("train.baseline", self.train.baseline),
                              ("eval.split", self.eval.split)):
             if value not in CHOICES[where]:
                 raise ConfigError(f"{where} = {value!r}: choose one of {', '.join(CHOICES[where])}")
@@ -107,6 +118,12 @@ class RunConfig:
                 raise ConfigError(f"{where} = {value}: must be at least 1")
         if self.train.lr <= 0:
             raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
+        if self.model.latent_type == "gaussian" and self.train.estimator in ("gumbel", "st-gumbel", "exact"):
+            raise ConfigError(f"train.estimator = {self.train.estimator!r} needs a discrete latent: set "
+                              "model.latent_type = 'categorical' or 'bernoulli'")
+        if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
+            raise ConfigError("discrete latents have no pathwise gradient: use train.estimator = score, gumbel, "
+                              "st-gumbel or exact")
         if self.train.objective == "iwae" and self.train.beta != 1.0:
             raise ConfigError("train.beta applies to the ELBO only; the IWAE bound has no separate KL term")
 
@@ -116,6 +133,9 @@ CHOICES = {
     "model.arch": ("mlp", "conv"),
     "model.activation": ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu"),
     "model.likelihood": ("auto", "bernoulli", "gaussian"),
+    "model.latent_type": ("gaussian", "categorical", "bernoulli"),
+    "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
+    "train.baseline": ("none", "moving-average", "nvil"),
     "train.objective": ("elbo", "iwae"),
     "train.lr_schedule": ("constant", "cosine", "burda"),
     "eval.split": ("test", "val", "train"),

@@ -33,6 +33,18 @@ from torch.distributions import (Bernoulli, Distribution, Independent, OneHotCat
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """The mean of a statistic over data-parallel ranks (itself in a single process), so that running
+    baselines stay identical on every rank."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return value
+
+
 @dataclass
 class Estimate:
     value: torch.Tensor      # (B,) f(z) at the sample(s), or the exact expectation
@@ -63,7 +75,7 @@ class MovingAverageBaseline(nn.Module):
         b = self.value.expand_as(signal).clone()
         if self.training:
             with torch.no_grad():
-                mean = signal.mean()
+                mean = _mean_over_ranks(signal.mean())
                 new = torch.where(self.initialised, self.decay * self.value + (1 - self.decay) * mean, mean)
                 self.value.copy_(new)
                 self.initialised.fill_(True)
@@ -91,8 +103,9 @@ class NVILBaseline(nn.Module):
         centred = signal - learned.detach()
         if self.training:
             with torch.no_grad():
-                self.mean.mul_(self.decay).add_((1 - self.decay) * centred.mean())
-                self.var.mul_(self.decay).add_((1 - self.decay) * (centred - self.mean).pow(2).mean())
+                self.mean.mul_(self.decay).add_((1 - self.decay) * _mean_over_ranks(centred.mean()))
+                spread = _mean_over_ranks((centred - self.mean).pow(2).mean())
+                self.var.mul_(self.decay).add_((1 - self.decay) * spread)
         residual = signal - self.mean - learned
         normalised = (centred - self.mean) / self.var.sqrt().clamp(min=1.0)
         return normalised, residual.pow(2)
@@ -227,3 +240,24 @@ def vimco_surrogate(log_w: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Ten
 
 
 ESTIMATORS = ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact")
+
+
+def build_estimator(config, data_dim: int) -> nn.Module | None:
+    """The estimator a :class:`vaekit.config.TrainConfig` names (None: choose from the posterior)."""
+    name = config.estimator
+    if name == "auto":
+        return None if config.baseline == "none" else ScoreFunction(_baseline(config.baseline, data_dim))
+    if name == "pathwise":
+        return Pathwise()
+    if name == "score":
+        return ScoreFunction(_baseline(config.baseline, data_dim))
+    if name in ("gumbel", "st-gumbel"):
+        return GumbelSoftmax(config.temperature, hard=name == "st-gumbel")
+    if name == "exact":
+        return Enumerate()
+    raise ValueError(f"unknown estimator {name!r}: choose from {', '.join(ESTIMATORS)}")
+
+
+def _baseline(name: str, data_dim: int) -> nn.Module | None:
+    return {"none": lambda: None, "moving-average": MovingAverageBaseline,
+            "nvil": lambda: NVILBaseline(data_dim)}[name]()

@@ -29,7 +29,7 @@ def active_units(model, x: torch.Tensor, batch_size: int = 1000,
 
     Returns the count and the per-dimension variances ``A_u`` (shape ``(Z,)``).
     """
-    means = torch.cat([model.encode(x[i:i + batch_size]).mean for i in range(0, len(x), batch_size)])
+    means = torch.cat([model.encode(x[i:i + batch_size]).mean.flatten(1) for i in range(0, len(x), batch_size)])
     variances = means.double().var(dim=0, unbiased=True)
     return int((variances > threshold).sum()), variances.float()
 

@@ -48,24 +48,36 @@ def kl_term(q: Distribution, p: Distribution, z: torch.Tensor | None = None) -> 
         return mc.mean(0) if mc.dim() > len(q.batch_shape) else mc
 
 
-def elbo(model, x: torch.Tensor, beta: float = 1.0, samples: int = 1) -> Terms:
-    """The evidence lower bound with the pathwise (reparameterisation) gradient.
+def elbo(model, x: torch.Tensor, beta: float = 1.0, samples: int = 1, estimator=None) -> Terms:
+    """The evidence lower bound ``E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))``.
 
-    ``x``: ``(B, D)``. With ``samples > 1`` the reconstruction term averages that many ``z ~ q(z|x)``.
-    ``loss = -(E_q[log p(x|z)] - beta * KL)``; ``bound`` is the ELBO itself (beta = 1).
+    ``x``: ``(B, D)``. The gradient of the expectation follows from the posterior: pathwise
+    (reparameterisation) when ``q.has_rsample``, otherwise a score-function estimator; an explicit
+    ``estimator`` from :mod:`vaekit.estimators` (Gumbel-softmax, a baselined score function, exact
+    enumeration) overrides that. With ``samples > 1`` (pathwise only) the reconstruction term
+    averages that many ``z ~ q(z|x)``. ``bound`` is the ELBO itself (beta = 1); ``loss`` is what is
+    differentiated (for a score-function estimator a surrogate, plus a learned baseline's own loss).
     """
     q = model.encode(x)
-    if not q.has_rsample:
-        raise TypeError(f"{type(q).__name__} has no reparameterised sampler; the ELBO here uses the pathwise "
-                        "gradient. Use a score-function estimator for discrete latents.")
-    z = q.rsample() if samples == 1 else q.rsample((samples,))
-    log_px_z = model.decode(z).log_prob(x)
+    prior = model.prior()
+    if estimator is None and samples > 1 and q.has_rsample:
+        z = q.rsample((samples,))
+        log_px_z = model.decode(z).log_prob(x).mean(0)
+        kl = kl_term(q, prior, z)
+        bound = log_px_z - kl
+        return Terms(loss=-(log_px_z - beta * kl), bound=bound, log_px_z=log_px_z, kl=kl)
     if samples > 1:
-        log_px_z = log_px_z.mean(0)
-    kl = kl_term(q, model.prior(), z)
-    bound = log_px_z - kl
-    loss = -bound if beta == 1.0 else -(log_px_z - beta * kl)
-    return Terms(loss=loss, bound=bound, log_px_z=log_px_z, kl=kl)
+        raise ValueError("samples > 1 is supported for the pathwise estimator only")
+    if estimator is None:
+        from .estimators import Pathwise, ScoreFunction
+        estimator = Pathwise() if q.has_rsample else ScoreFunction()
+    estimate = estimator(q, lambda z: model.decode(z).log_prob(x), x)
+    kl = kl_term(q, prior, estimate.z)
+    bound = estimate.value - kl
+    loss = -(estimate.surrogate - beta * kl)
+    if estimate.aux_loss is not None:
+        loss = loss + estimate.aux_loss
+    return Terms(loss=loss, bound=bound, log_px_z=estimate.value, kl=kl)
 
 
 def log_weights(model, x: torch.Tensor, k: int, q: Distribution | None = None) -> torch.Tensor:
@@ -111,11 +123,14 @@ def log_likelihood(model, x: torch.Tensor, k: int = 5000, sample_chunk: int = 50
 OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound}
 
 
-def objective(name: str, model, x: torch.Tensor, k: int = 1, beta: float = 1.0) -> Terms:
+def objective(name: str, model, x: torch.Tensor, k: int = 1, beta: float = 1.0, estimator=None) -> Terms:
     """Dispatch by name: ``elbo`` (with ``samples=k``) or ``iwae`` (with ``k``)."""
     if name == "elbo":
-        return elbo(model, x, beta=beta, samples=k)
+        return elbo(model, x, beta=beta, samples=k, estimator=estimator)
     if name == "iwae":
+        if estimator is not None:
+            raise ValueError("the IWAE objective uses the pathwise estimator (VIMCO for discrete latents is "
+                             "vaekit.estimators.vimco_surrogate)")
         if beta != 1.0:
             raise ValueError("beta applies to the ELBO only; the IWAE bound has no separate KL term")
         return iwae_bound(model, x, k)

@@ -52,7 +52,7 @@ def _display(x: torch.Tensor) -> np.ndarray:
 def sample_grid(model, shape, path, n: int = 64, seed: int = 0) -> Path:
     """Means of p(x|z) for z ~ p(z), in a square grid."""
     side = int(np.ceil(np.sqrt(n)))
-    images = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    images = model.sample(n, seed=seed)
     return _save_image(_tile(_display(images), shape, side, side), path, "samples: mean of p(x|z), z ~ p(z)")
 
 
@@ -73,8 +73,9 @@ def reconstructions(model, x: torch.Tensor, shape, path, n: int = 16) -> Path:
 @torch.no_grad()
 def manifold(model, shape, path, steps: int = 20) -> Path:
     """Kingma & Welling (2014) Fig. 4: decode a grid of z = Phi^{-1}(u), u on the unit square (Z = 2)."""
-    if model.latent_dim != 2:
-        raise ValueError(f"the manifold plot needs a 2-D latent space; this model has {model.latent_dim}")
+    if model.latent.kind != "gaussian" or model.latent.size != 2:
+        raise ValueError(f"the manifold plot needs a 2-D Gaussian latent space; this model's z is "
+                         f"{model.latent.kind} of size {model.latent.size}")
     u = torch.linspace(0.5 / steps, 1 - 0.5 / steps, steps)
     z1 = torch.distributions.Normal(0.0, 1.0).icdf(u)
     grid = torch.stack(torch.meshgrid(z1.flip(0), z1, indexing="ij"), dim=-1).reshape(-1, 2)
@@ -86,7 +87,7 @@ def manifold(model, shape, path, steps: int = 20) -> Path:
 @torch.no_grad()
 def latent_scatter(model, x: torch.Tensor, labels: torch.Tensor | None, path, batch_size: int = 1000) -> Path:
     """Posterior means E[z|x], coloured by label; projected on the first two principal axes if Z > 2."""
-    means = torch.cat([model.encode(x[i:i + batch_size]).mean for i in range(0, len(x), batch_size)])
+    means = torch.cat([model.encode(x[i:i + batch_size]).mean.flatten(1) for i in range(0, len(x), batch_size)])
     title = "E[z|x]"
     if means.shape[1] > 2:
         centred = means - means.mean(0)

@@ -71,7 +71,7 @@ def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) ->
         written.append(plots.sample_grid(model, shape, run_dir / "samples.png", n=n))
     if "curves" in what and (run_dir / "metrics.jsonl").exists():
         written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
-    if "manifold" in what and model.latent_dim == 2:
+    if "manifold" in what and model.latent.kind == "gaussian" and model.latent.size == 2:
         written.append(plots.manifold(model, shape, run_dir / "manifold.png"))
     if {"reconstructions", "scatter"} & set(what):
         data = load_data(config.data)

@@ -35,3 +35,10 @@ def lr_multiplier(kind: str, step: int, steps_per_epoch: int, epochs: int, warmu
     if kind == "burda":
         return warm * burda_multiplier(step / steps_per_epoch, epochs)
     raise ValueError(f"unknown lr_schedule {kind!r}: choose constant, cosine or burda")
+
+
+def gumbel_temperature(step: int, start: float, minimum: float, rate: float, every: int = 1000) -> float:
+    """Jang et al. (2017): ``tau = max(minimum, start * exp(-rate * t))``, with t the step rounded down to
+    a multiple of ``every`` (the temperature changes every ``every`` steps)."""
+    t = (step // every) * every if every > 1 else step
+    return max(minimum, start * math.exp(-rate * t))

@@ -38,7 +38,8 @@ from .errors import CheckpointError, TrainingDiverged
 from .models import build_model
 from .objectives import elbo, objective
 from .runs import eval_inputs, load_data, resolve_likelihood, write_json
-from .schedules import lr_multiplier
+from .estimators import GumbelSoftmax, build_estimator
+from .schedules import gumbel_temperature, lr_multiplier
 
 
 @dataclass
@@ -69,12 +70,13 @@ class ObjectiveModule(torch.nn.Module):
     """The model with its training objective as ``forward``, so that DistributedDataParallel (which
     hooks ``forward``) can wrap it. Returns per-example ``(loss, bound, kl)``, the last two detached."""
 
-    def __init__(self, model: torch.nn.Module, name: str, k: int, beta: float):
+    def __init__(self, model: torch.nn.Module, name: str, k: int, beta: float,
+                 estimator: torch.nn.Module | None = None):
         super().__init__()
-        self.model, self.name, self.k, self.beta = model, name, k, beta
+        self.model, self.name, self.k, self.beta, self.estimator = model, name, k, beta, estimator
 
     def forward(self, x: torch.Tensor):
-        terms = objective(self.name, self.model, x, k=self.k, beta=self.beta)
+        terms = objective(self.name, self.model, x, k=self.k, beta=self.beta, estimator=self.estimator)
         return terms.loss, terms.bound.detach(), terms.kl.detach()
 
 
@@ -153,7 +155,9 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
 
     torch.manual_seed(t.seed)
     model = build_model(config.model, data.shape, likelihood)
-    optimizer = make_optimizer(model, config)
+    estimator = build_estimator(t, data.dim)
+    step_module = ObjectiveModule(model, t.objective, t.k, t.beta, estimator)
+    optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     n = len(data.train)
     global_batch = t.batch_size * dist.world
     steps_per_epoch = math.ceil(n / t.batch_size) if not dist.active else n // global_batch
@@ -172,6 +176,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
 
     if saved is not None:
         model.load_state_dict(saved["model"])
+        if estimator is not None:
+            estimator.load_state_dict(saved["estimator"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         data_rng.set_state(saved["rng"]["data"])
@@ -191,7 +197,6 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", config.to_dict())
 
-    step_module = ObjectiveModule(model, t.objective, t.k, t.beta)
     if dist.active:
         step_module = torch.nn.parallel.DistributedDataParallel(step_module)
     val_x = eval_inputs(config, data, "val")
@@ -211,6 +216,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
         state = {
             "format": checkpoint.FORMAT, "config": config.to_dict(), "shape": list(data.shape),
             "likelihood": likelihood, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "estimator": estimator.state_dict() if estimator is not None else {},
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
             "batch_in_epoch": batch_in_epoch, "perm": perm, "epoch_sums": dict(sums), "rng": rng,
             "world_size": dist.world, "metrics_lines": _count_lines(metrics_path), "elapsed_s": elapsed,
@@ -234,6 +240,9 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
                 idx = perm[start:start + t.batch_size]
                 raw = data.train[idx]
                 x = binarize(raw, data.max_value, binarize_rng) if binarise_train else raw.float().div_(data.max_value)
+                if isinstance(estimator, GumbelSoftmax):
+                    estimator.temperature = gumbel_temperature(step, t.temperature, t.temperature_min,
+                                                               t.temperature_rate, t.temperature_every)
                 loss_per_example, bound, kl = step_module(x)
                 loss = loss_per_example.mean()
                 loss_value = loss.item()

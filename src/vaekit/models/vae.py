@@ -4,32 +4,35 @@
     encoder  q(z|x) = N(mu(x), diag sigma^2(x))     :meth:`VAE.encode`
     decoder  p(x|z) = Bernoulli or Gaussian         :meth:`VAE.decode`
 
-The objectives in :mod:`vaekit.objectives` only call these three methods, so any module that
-provides them (a conditional or discrete model, say) trains with the same code.
+The latent variable may also be discrete (:class:`vaekit.nets.LatentSpec`): ``categorical`` (L one-hot
+variables of K values, a uniform prior; the categorical VAE of Jang et al. 2017) or ``bernoulli`` (binary
+units with a Bernoulli(1/2) prior). The objectives in :mod:`vaekit.objectives` only call these three
+methods, so any module that provides them trains with the same code.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Distribution
 
 from ..config import ModelConfig
-from ..nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from ..nets import ConvDecoder, ConvEncoder, LatentSpec, MLPDecoder, MLPEncoder
+from ..nets.heads import as_spec
 
 
 class VAE(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent: int | LatentSpec):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.latent_dim = latent_dim
-        self.register_buffer("prior_loc", torch.zeros(latent_dim), persistent=False)
-        self.register_buffer("prior_scale", torch.ones(latent_dim), persistent=False)
+        self.latent = as_spec(latent)
+        self.latent_dim = self.latent.code_dim
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # dtype and device of the prior
 
     def prior(self) -> Distribution:
-        """``p(z) = N(0, I)``, batch shape ``()``, event shape ``(Z,)``."""
-        return Independent(Normal(self.prior_loc, self.prior_scale, validate_args=False), 1, validate_args=False)
+        """``p(z)``: ``N(0, I)`` with event shape ``(Z,)``, or the uniform discrete prior of the latent spec."""
+        return self.latent.prior(self._anchor)
 
     def encode(self, x: torch.Tensor) -> Distribution:
         """``q(z|x)`` for ``x`` of shape ``(B, D)``: batch shape ``(B,)``, event shape ``(Z,)``."""
@@ -40,9 +43,12 @@ class VAE(nn.Module):
         return self.decoder(z)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
         """Mean of ``p(x|z)`` for ``z ~ p(z)``: ``(n, D)`` (pixel probabilities for a Bernoulli decoder)."""
-        z = torch.randn(n, self.latent_dim, generator=generator, device=self.prior_loc.device)
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            z = self.prior().sample((n,))
         return self.decode(z).mean
 
     @torch.no_grad()
@@ -54,13 +60,14 @@ class VAE(nn.Module):
 def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: str) -> VAE:
     """Build the VAE a :class:`ModelConfig` describes for images of ``shape = (C, H, W)``."""
     dim = shape[0] * shape[1] * shape[2]
+    latent = LatentSpec(config.latent_type, config.latent, config.categories)
     if config.arch == "mlp":
-        encoder = MLPEncoder(dim, config.hidden, config.latent, config.activation)
-        decoder = MLPDecoder(config.latent, tuple(reversed(config.hidden)), dim, config.activation, likelihood)
+        encoder = MLPEncoder(dim, config.hidden, latent, config.activation)
+        decoder = MLPDecoder(latent, tuple(reversed(config.hidden)), dim, config.activation, likelihood)
     elif config.arch == "conv":
         hidden = config.hidden[0] if config.hidden else 256
-        encoder = ConvEncoder(shape, config.latent, hidden, config.activation)
-        decoder = ConvDecoder(shape, config.latent, hidden, config.activation, likelihood)
+        encoder = ConvEncoder(shape, latent, hidden, config.activation)
+        decoder = ConvDecoder(shape, latent, hidden, config.activation, likelihood)
     else:
         raise ValueError(f"unknown model.arch {config.arch!r}: choose mlp or conv")
-    return VAE(encoder, decoder, config.latent)
+    return VAE(encoder, decoder, latent)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from .heads import diagonal_gaussian, likelihood_head
+from .heads import LatentSpec, as_spec, likelihood_head
 from .mlp import ACTIVATIONS
 
 
@@ -22,10 +22,11 @@ def _check_shape(shape: tuple[int, int, int]) -> None:
 
 
 class ConvEncoder(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], latent_dim: int, hidden: int = 256,
+    def __init__(self, shape: tuple[int, int, int], latent: int | LatentSpec, hidden: int = 256,
                  activation: str = "relu", channels: tuple[int, int] = (32, 64)):
         super().__init__()
         _check_shape(shape)
+        self.latent = as_spec(latent)
         act = ACTIVATIONS[activation]
         c, h, w = shape
         self.shape = shape
@@ -34,25 +35,25 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(channels[0], channels[1], 4, 2, 1), act(),
             nn.Flatten(),
             nn.Linear(channels[1] * (h // 4) * (w // 4), hidden), act(),
-            nn.Linear(hidden, 2 * latent_dim),
+            nn.Linear(hidden, self.latent.params_dim),
         )
 
     def forward(self, x: torch.Tensor) -> Distribution:
         lead = x.shape[:-1]
         out = self.net(x.reshape(-1, *self.shape))
-        return diagonal_gaussian(out.reshape(*lead, -1))
+        return self.latent.posterior(out.reshape(*lead, -1))
 
 
 class ConvDecoder(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], latent_dim: int, hidden: int = 256,
+    def __init__(self, shape: tuple[int, int, int], latent: int | LatentSpec, hidden: int = 256,
                  activation: str = "relu", likelihood: str = "bernoulli", channels: tuple[int, int] = (32, 64)):
         super().__init__()
         _check_shape(shape)
         act = ACTIVATIONS[activation]
         c, h, w = shape
-        self.latent_dim = latent_dim
+        self.latent = as_spec(latent)
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, hidden), act(),
+            nn.Linear(self.latent.code_dim, hidden), act(),
             nn.Linear(hidden, channels[1] * (h // 4) * (w // 4)), act(),
             nn.Unflatten(1, (channels[1], h // 4, w // 4)),
             nn.ConvTranspose2d(channels[1], channels[0], 4, 2, 1), act(),
@@ -62,6 +63,7 @@ class ConvDecoder(nn.Module):
         self.head = likelihood_head(likelihood, c * h * w)
 
     def forward(self, z: torch.Tensor) -> Distribution:
+        z = self.latent.flatten(z)
         lead = z.shape[:-1]
-        out = self.net(z.reshape(-1, self.latent_dim))
+        out = self.net(z.reshape(-1, self.latent.code_dim))
         return self.head(out.reshape(*lead, -1))

@@ -10,10 +10,12 @@ is built. Event dimensions are wrapped in ``Independent`` so that ``log_prob`` s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Bernoulli, Independent, Normal
+from torch.distributions import Bernoulli, Distribution, Independent, Normal, OneHotCategorical
 
 MIN_LOG_VAR = -30.0  # sigma >= 3e-7: keeps exp() and 1/sigma finite when a unit collapses
 MAX_LOG_VAR = 20.0
@@ -27,6 +29,54 @@ def diagonal_gaussian(params: torch.Tensor) -> Independent:
     mu, log_var = params.chunk(2, dim=-1)
     scale = torch.exp(0.5 * log_var.clamp(MIN_LOG_VAR, MAX_LOG_VAR))
     return Independent(Normal(mu, scale, validate_args=False), 1, validate_args=False)
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """What z is: ``gaussian`` (``size`` real dimensions), ``categorical`` (``size`` one-hot variables of
+    ``categories`` values each) or ``bernoulli`` (``size`` binary units).
+
+    ``params_dim`` is the encoder's output width, ``code_dim`` the decoder's input width.
+    """
+
+    kind: str = "gaussian"
+    size: int = 20
+    categories: int = 10
+
+    @property
+    def params_dim(self) -> int:
+        return {"gaussian": 2 * self.size, "categorical": self.size * self.categories, "bernoulli": self.size}[self.kind]
+
+    @property
+    def code_dim(self) -> int:
+        return self.size * self.categories if self.kind == "categorical" else self.size
+
+    def posterior(self, params: torch.Tensor) -> Distribution:
+        """``q(z|x)`` from the encoder output ``(..., params_dim)``."""
+        if self.kind == "gaussian":
+            return diagonal_gaussian(params)
+        if self.kind == "categorical":
+            logits = params.unflatten(-1, (self.size, self.categories))
+            return Independent(OneHotCategorical(logits=logits, validate_args=False), 1, validate_args=False)
+        return bernoulli(params)
+
+    def prior(self, like: torch.Tensor) -> Distribution:
+        """``p(z)``: N(0, I), uniform over categories, or Bernoulli(1/2) (dtype/device of ``like``)."""
+        if self.kind == "gaussian":
+            zeros = like.new_zeros(self.size)
+            return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1, validate_args=False)
+        if self.kind == "categorical":
+            logits = like.new_zeros(self.size, self.categories)
+            return Independent(OneHotCategorical(logits=logits, validate_args=False), 1, validate_args=False)
+        return bernoulli(like.new_zeros(self.size))
+
+    def flatten(self, z: torch.Tensor) -> torch.Tensor:
+        """A sample of z as the decoder's input ``(..., code_dim)``."""
+        return z.flatten(-2) if self.kind == "categorical" else z
+
+
+def as_spec(latent: "int | LatentSpec") -> LatentSpec:
+    return latent if isinstance(latent, LatentSpec) else LatentSpec("gaussian", int(latent))
 
 
 def bernoulli(logits: torch.Tensor) -> Independent:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from .heads import diagonal_gaussian, likelihood_head
+from .heads import LatentSpec, as_spec, likelihood_head
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "softplus": nn.Softplus,
                "leaky_relu": nn.LeakyReLU}
@@ -34,24 +34,27 @@ def mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
 
 
 class MLPEncoder(nn.Module):
-    """``q(z|x) = N(mu(x), diag sigma^2(x))``: ``(..., D)`` -> distribution with event shape ``(Z,)``."""
+    """``q(z|x)``: ``(..., D)`` -> e.g. ``N(mu(x), diag sigma^2(x))`` with event shape ``(Z,)``, or a
+    one-hot categorical / Bernoulli posterior (see :class:`LatentSpec`)."""
 
-    def __init__(self, data_dim: int, hidden: Sequence[int], latent_dim: int, activation: str = "relu"):
+    def __init__(self, data_dim: int, hidden: Sequence[int], latent: int | LatentSpec, activation: str = "relu"):
         super().__init__()
-        self.net = mlp([data_dim, *hidden, 2 * latent_dim], activation)
+        self.latent = as_spec(latent)
+        self.net = mlp([data_dim, *hidden, self.latent.params_dim], activation)
 
     def forward(self, x: torch.Tensor) -> Distribution:
-        return diagonal_gaussian(self.net(x))
+        return self.latent.posterior(self.net(x))
 
 
 class MLPDecoder(nn.Module):
-    """``p(x|z)``: ``(..., Z)`` -> distribution with event shape ``(D,)`` (Bernoulli or Gaussian)."""
+    """``p(x|z)``: ``(..., Z)`` (or ``(..., L, K)`` one-hot codes) -> distribution with event shape ``(D,)``."""
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int], data_dim: int, activation: str = "relu",
+    def __init__(self, latent: int | LatentSpec, hidden: Sequence[int], data_dim: int, activation: str = "relu",
                  likelihood: str = "bernoulli"):
         super().__init__()
-        self.net = mlp([latent_dim, *hidden, data_dim], activation)
+        self.latent = as_spec(latent)
+        self.net = mlp([self.latent.code_dim, *hidden, data_dim], activation)
         self.head = likelihood_head(likelihood, data_dim)
 
     def forward(self, z: torch.Tensor) -> Distribution:
-        return self.head(self.net(z))
+        return self.head(self.net(self.latent.flatten(z)))
