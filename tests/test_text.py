@@ -63,3 +63,18 @@ def test_buckets_cover_every_sentence_once_with_exact_masks():
 def test_pad_of_a_single_sentence():
     batch = pad([torch.tensor([5, 6, 3])])
     assert batch.tokens.tolist() == [[5, 6, 3]] and batch.mask.all()
+
+
+@pytest.mark.slow
+def test_brown_has_every_sentence_with_a_genre_and_documents_do_not_straddle_splits():
+    import shutil
+    from vaekit.data.text import BROWN_GENRES, load_brown
+    from vaekit.data.cache import cache_dir
+    if shutil.which("npm") is None and not (cache_dir() / "brown").exists():
+        pytest.skip("npm is not installed and the Brown corpus is not cached")
+    data = load_brown()
+    sizes = [len(data.train), len(data.val), len(data.test)]
+    assert sum(sizes) == 57340 and min(sizes) > 3000
+    assert all(len(data.labels[k]) == len(data.split(k)) for k in ("train", "val", "test"))
+    for split in ("val", "test"):
+        assert sorted(set(data.labels[split])) == list(range(len(BROWN_GENRES)))  # every genre held out

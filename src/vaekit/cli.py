@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="fetch, verify or list data sets")
     p.add_argument("action", choices=["list", "fetch", "verify"])
-    p.add_argument("name", nargs="?", help="data set name (mnist, fashion-mnist)")
+    p.add_argument("name", nargs="?", help="data set name (mnist, fashion-mnist, ptb, brown)")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("train", help="train a model from a recipe, then evaluate and plot it",
@@ -95,14 +95,18 @@ def _progress(flag: str) -> bool | None:
 
 def cmd_data(args) -> None:
     from .data import DATASETS, mnist_dir, verify
+    from .data.text import TEXT_DATASETS, verify_text
 
     if args.action == "list":
-        for name, text in DATASETS.items():
+        for name, text in {**DATASETS, **TEXT_DATASETS}.items():
             print(f"{name:15s} {text}")
         return
     if not args.name:
-        raise VaekitError(f"`vaekit data {args.action}` needs a data set name: {', '.join(DATASETS)}")
-    if args.action == "fetch":
+        raise VaekitError(f"`vaekit data {args.action}` needs a data set name: "
+                          f"{', '.join([*DATASETS, *TEXT_DATASETS])}")
+    if args.name in TEXT_DATASETS:
+        print(verify_text(args.name))
+    elif args.action == "fetch":
         if args.name == "mnist":
             print(f"mnist: ready in {mnist_dir()}")
         else:

