@@ -42,3 +42,27 @@ def gumbel_temperature(step: int, start: float, minimum: float, rate: float, eve
     a multiple of ``every`` (the temperature changes every ``every`` steps)."""
     t = (step // every) * every if every > 1 else step
     return max(minimum, start * math.exp(-rate * t))
+
+
+def kl_weight(kind: str, step: int, warmup: int = 10000, logistic_k: float = 0.0025, logistic_x0: int = 2500,
+              cycles: int = 4, total_steps: int = 100000, ratio: float = 0.5) -> float:
+    """The weight on the KL term at ``step`` (KL annealing, a training policy):
+
+    * ``none``: 1.
+    * ``linear``: ``min(1, step / warmup)``.
+    * ``logistic``: ``1 / (1 + exp(-k (step - x0)))`` (Bowman et al. 2016, Sec. 3.1; k = 0.0025 and
+      x0 = 2500 are the values of public re-implementations, the paper gives the shape only).
+    * ``cyclical``: ``cycles`` cycles over ``total_steps``; within each, the weight rises linearly from
+      0 to 1 over the first ``ratio`` of the cycle, then stays at 1 (Fu et al. 2019).
+    """
+    if kind == "none":
+        return 1.0
+    if kind == "linear":
+        return min(1.0, step / max(1, warmup))
+    if kind == "logistic":
+        return 1.0 / (1.0 + math.exp(-logistic_k * (step - logistic_x0)))
+    if kind == "cyclical":
+        period = total_steps / cycles
+        position = (step % period) / period
+        return min(1.0, position / ratio)
+    raise ValueError(f"unknown KL schedule {kind!r}: choose none, linear, logistic or cyclical")
