@@ -1,6 +1,7 @@
 """Latent-variable models: each is a prior, an encoder and a decoder that return distributions."""
 
 from .ppca import PPCA
+from .sentence_vae import SentenceBatch, SentenceVAE, SentenceVAEConfig
 from .vae import VAE, build_model
 
-__all__ = ["PPCA", "VAE", "build_model"]
+__all__ = ["PPCA", "SentenceBatch", "SentenceVAE", "SentenceVAEConfig", "VAE", "build_model"]

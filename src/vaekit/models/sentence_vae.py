@@ -1,0 +1,169 @@
+"""The sentence VAE of Bowman et al. (2016), "Generating sentences from a continuous space", Sec. 3.
+
+    prior    p(z)   = N(0, I)
+    encoder  q(z|x) = N(mu, diag sigma^2) from the final state of an LSTM over x (uni- or bidirectional)
+    decoder  p(x|z) = prod_t p(x_t | x_<t, z): an LSTM whose initial state is a function of z and/or
+                      whose every input is concatenated with z; ``z = None`` gives the plain LSTM
+                      language model with the same decoder (the baseline a sentence VAE must beat).
+
+Sentences arrive as :class:`SentenceBatch` (token ids ending in ``</s>``, a padding mask, and the
+decoder inputs). ``decode(z)`` returns an :class:`AutoregressiveSequence` distribution whose
+``log_prob(batch)`` runs the decoder with teacher forcing and sums log-probabilities over real
+tokens only, so padding changes no loss. Word dropout (Bowman et al., Sec. 3.2) is training policy:
+the trainer replaces ``batch.inputs`` (see :func:`vaekit.text_policy.word_dropout`); the model never
+drops anything itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..nets.heads import diagonal_gaussian
+
+
+@dataclass
+class SentenceBatch:
+    """``tokens`` ``(B, T)`` (ending in ``</s>``, padded with 0), ``mask`` ``(B, T)``, ``lengths`` ``(B,)``,
+    and ``inputs`` ``(B, T)``: the decoder's inputs, ``<s>`` followed by ``tokens[:, :-1]`` (possibly with
+    word dropout applied by the trainer)."""
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    lengths: torch.Tensor
+    inputs: torch.Tensor
+
+    @classmethod
+    def from_tokens(cls, tokens: torch.Tensor, mask: torch.Tensor, bos: int) -> "SentenceBatch":
+        inputs = torch.cat([torch.full_like(tokens[:, :1], bos), tokens[:, :-1]], dim=1).masked_fill(~mask, 0)
+        return cls(tokens, mask, mask.sum(1), inputs)
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+
+@dataclass(frozen=True)
+class SentenceVAEConfig:
+    vocab_size: int
+    embedding: int = 353          # Bowman et al. 2016, Sec. 4: 353-dimensional embeddings
+    hidden: int = 191             # ... 191 LSTM units (their hyper-parameter search)
+    latent: int = 13              # ... 13-dimensional z
+    bidirectional: bool = False
+    z_to_initial_state: bool = True   # h_0, c_0 = tanh(W z)
+    z_every_input: bool = False       # concatenate z to every decoder input
+    inputless: bool = False           # the decoder sees only <s> / <unk> (the paper's "inputless" variant)
+    tie_embeddings: bool = False      # output layer shares the embedding matrix (needs a projection H -> E)
+    unk_id: int = 1
+    bos_id: int = 2
+    eos_id: int = 3
+
+
+class AutoregressiveSequence(Distribution):
+    """``p(x|z) = prod_t Categorical(x_t; softmax(W h_t))`` over whole sentences: batch shape ``(B,)``.
+
+    ``log_prob(batch)`` teacher-forces ``batch.inputs`` and sums over ``batch.mask``.
+    """
+
+    arg_constraints = {}
+    has_rsample = False
+
+    def __init__(self, model: "SentenceVAE", z: torch.Tensor | None, batch_shape: torch.Size):
+        self.model, self.z = model, z
+        super().__init__(batch_shape=batch_shape, validate_args=False)
+
+    def token_log_probs(self, batch: SentenceBatch) -> torch.Tensor:
+        """``log p(x_t | x_<t, z)`` for every position, ``(B, T)`` (zero on padding)."""
+        logits = self.model.decoder_logits(self.z, batch.inputs, batch.lengths)
+        picked = -F.cross_entropy(logits.transpose(1, 2), batch.tokens, reduction="none")
+        return picked * batch.mask
+
+    def log_prob(self, batch: SentenceBatch) -> torch.Tensor:
+        if self.z is not None and self.z.dim() == 3:  # (S, B, Z): several z per sentence
+            return torch.stack([AutoregressiveSequence(self.model, z, self.batch_shape).log_prob(batch)
+                                for z in self.z])
+        return self.token_log_probs(batch).sum(1)
+
+
+class SentenceVAE(nn.Module):
+    def __init__(self, config: SentenceVAEConfig):
+        super().__init__()
+        c = self.config = config
+        self.latent_dim = c.latent
+        self.embed = nn.Embedding(c.vocab_size, c.embedding, padding_idx=0)
+        directions = 2 if c.bidirectional else 1
+        self.encoder = nn.LSTM(c.embedding, c.hidden, batch_first=True, bidirectional=c.bidirectional)
+        self.to_posterior = nn.Linear(directions * c.hidden, 2 * c.latent)
+        self.to_state = nn.Linear(c.latent, 2 * c.hidden) if c.z_to_initial_state else None
+        decoder_in = c.embedding + (c.latent if c.z_every_input else 0)
+        self.decoder = nn.LSTM(decoder_in, c.hidden, batch_first=True)
+        if c.tie_embeddings:
+            self.project = nn.Linear(c.hidden, c.embedding)
+            self.output_bias = nn.Parameter(torch.zeros(c.vocab_size))
+        else:
+            self.output = nn.Linear(c.hidden, c.vocab_size)
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+
+    # the three distributions -----------------------------------------------------------------
+    def prior(self) -> Distribution:
+        zeros = self._anchor.new_zeros(self.latent_dim)
+        return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1, validate_args=False)
+
+    def encode(self, batch: SentenceBatch) -> Distribution:
+        """``q(z|x)`` from the LSTM's final state(s) over the real tokens of each sentence."""
+        packed = pack_padded_sequence(self.embed(batch.tokens), batch.lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        _, (h, _) = self.encoder(packed)
+        final = torch.cat([h[-2], h[-1]], dim=-1) if self.config.bidirectional else h[-1]
+        return diagonal_gaussian(self.to_posterior(final))
+
+    def decode(self, z: torch.Tensor | None, batch_size: int | None = None) -> AutoregressiveSequence:
+        """``p(x|z)`` for ``z`` ``(B, Z)`` or ``(S, B, Z)``; ``z = None`` is the language model."""
+        size = z.shape[-2] if z is not None else batch_size
+        return AutoregressiveSequence(self, z, torch.Size([size]) if size is not None else torch.Size())
+
+    # the decoder ----------------------------------------------------------------------------
+    def initial_state(self, z: torch.Tensor | None, n: int):
+        if z is None or self.to_state is None:
+            return None
+        h, c = torch.tanh(self.to_state(z)).chunk(2, dim=-1)
+        return h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.config.tie_embeddings:
+            return F.linear(self.project(hidden), self.embed.weight, self.output_bias)
+        return self.output(hidden)
+
+    def decoder_inputs(self, z: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
+        if self.config.inputless:
+            inputs = torch.where(inputs == self.config.bos_id, inputs, torch.full_like(inputs, self.config.unk_id))
+        emb = self.embed(inputs)
+        if self.config.z_every_input and z is not None:
+            emb = torch.cat([emb, z[:, None, :].expand(-1, emb.shape[1], -1)], dim=-1)
+        return emb
+
+    def decoder_logits(self, z: torch.Tensor | None, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``(B, T, V)``; positions past each length are computed but masked later."""
+        packed = pack_padded_sequence(self.decoder_inputs(z, inputs), lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        out, _ = self.decoder(packed, self.initial_state(z, inputs.shape[0]))
+        hidden, _ = pad_packed_sequence(out, batch_first=True, total_length=inputs.shape[1])
+        return self.logits(hidden)
+
+    def step(self, z: torch.Tensor | None):
+        """A step function for :mod:`vaekit.decoding` given one code ``z`` ``(1, Z)`` (or None for the LM).
+
+        The decoding state is the LSTM's ``(h, c)``, whose batch dimension is 1 (``state_dim=1``).
+        """
+        def run(tokens: torch.Tensor, state):
+            n = len(tokens)
+            zz = None if z is None else z.expand(n, -1)
+            if state is None:
+                state = self.initial_state(zz, n)
+            out, state = self.decoder(self.decoder_inputs(zz, tokens[:, None]), state)
+            return torch.log_softmax(self.logits(out[:, 0]), -1), state
+        return run
