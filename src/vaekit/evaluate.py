@@ -35,6 +35,25 @@ def active_units(model, x: torch.Tensor, batch_size: int = 1000,
 
 
 @torch.no_grad()
+def mutual_information(q_loc: torch.Tensor, q_scale: torch.Tensor, generator: torch.Generator | None = None
+                       ) -> float:
+    """``I(x; z)`` under ``q(x, z) = p_data(x) q(z|x)`` for diagonal-Gaussian posteriors, as He et al. (2019):
+
+    ``I = E_x E_{q(z|x)}[log q(z|x)] - E_{q(z)}[log q(z)]`` with the aggregate posterior ``q(z)``
+    approximated by the mixture of the N posteriors given (``q_loc``, ``q_scale``: ``(N, Z)``), one
+    ``z`` drawn per posterior. The first term is ``-H(q(z|x))`` in closed form. At most ``log N``.
+    """
+    n, dim = q_loc.shape
+    neg_entropy = (-0.5 * dim * (1 + torch.log(torch.tensor(2 * torch.pi, dtype=q_loc.dtype)))
+                   - q_scale.log().sum(-1)).mean()
+    z = q_loc + q_scale * torch.randn(q_loc.shape, generator=generator, dtype=q_loc.dtype)   # (N, Z)
+    # log q(z_i | x_j) for all i, j: (N, N)
+    log_density = torch.distributions.Normal(q_loc[None], q_scale[None]).log_prob(z[:, None]).sum(-1)
+    log_aggregate = torch.logsumexp(log_density, dim=1) - torch.log(torch.tensor(float(n), dtype=q_loc.dtype))
+    return float(neg_entropy - log_aggregate.mean())
+
+
+@torch.no_grad()
 def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, sample_chunk: int = 500,
              seed: int = 0, progress: bool | None = None) -> dict:
     """Evaluate ``model`` on ``x`` of shape ``(N, D)``; returns a dict of plain numbers.
