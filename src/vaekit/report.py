@@ -49,7 +49,9 @@ def format_report(r: dict) -> str:
             f"| E_q[log p(x|z)] | {r['log_px_z']:.2f} nats |\n"
             f"| KL(q(z|x) || p(z)) | {r['kl']:.2f} nats |\n"
             f"| active units | {r['active_units']} of {r['latent_dim']} |\n"
-            f"| examples | {r['n']} |\n"
+            + (f"| mutual information I(x; z) | {r['mutual_information']:.2f} nats |\n"
+               if r.get("mutual_information") is not None else "")
+            + f"| examples | {r['n']} |\n"
             f"| training | {r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status}) |\n"
             f"| evaluation time | {r['seconds']:.0f} s |\n\n"
             f"Likelihood: {r['likelihood']}. The NLL is a stochastic upper bound on -log p(x) "
