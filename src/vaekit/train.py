@@ -34,7 +34,7 @@ from . import checkpoint
 from .config import RunConfig
 from .distributed import Dist, rank_seeds, setup
 from .data import ImageData, binarize
-from .errors import CheckpointError, TrainingDiverged
+from .errors import CheckpointError, DataError, TrainingDiverged
 from .models import build_model
 from .objectives import elbo, objective
 from .runs import eval_inputs, load_data, resolve_likelihood, write_json
@@ -162,7 +162,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
     global_batch = t.batch_size * dist.world
     steps_per_epoch = math.ceil(n / t.batch_size) if not dist.active else n // global_batch
     if steps_per_epoch == 0:
-        raise CheckpointError(f"{n} training examples make no batch of {t.batch_size} x {dist.world} processes")
+        raise DataError(f"{n} training examples make no batch of {t.batch_size} x {dist.world} processes: "
+                        "lower train.batch_size or use fewer processes")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_multiplier(t.lr_schedule, step, steps_per_epoch, t.epochs, t.warmup_steps))
     data_rng = torch.Generator().manual_seed(t.seed)
