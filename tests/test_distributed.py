@@ -46,7 +46,8 @@ def _worker(rank, world, port, out, jobs):
         for overrides, run_name, resume in jobs:
             run_dir = os.path.join(out, run_name if rank == 0 else f"{run_name}-rank{rank}")
             result = train(load_recipe(None, CONFIG + overrides), run_dir, resume=resume, data=data, progress=False)
-            results.append({"step": result.step, "params": result.model.state_dict()})
+            results.append({"step": result.step, "params": result.model.state_dict(),
+                            "estimator": result.estimator.state_dict() if result.estimator is not None else {}})
         torch.save(results, os.path.join(out, f"results-rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -88,7 +89,10 @@ def single_process_reference(steps: int):
 @pytest.fixture(scope="module")
 def two_rank_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
-    jobs = [([], "whole", False), (["train.max_steps=5"], "split", False), ([], "split", True)]
+    discrete = ["model.latent_type=categorical", "model.latent=2", "model.categories=3", "train.estimator=score",
+                "train.baseline=moving-average", "train.epochs=1"]
+    jobs = [([], "whole", False), (["train.max_steps=5"], "split", False), ([], "split", True),
+            (discrete, "discrete", False)]
     return tmp, run_two_ranks(tmp, jobs)
 
 
@@ -114,3 +118,13 @@ def test_a_stopped_distributed_run_resumes_exactly(two_rank_runs):
     for ranks in (rank0, rank1):
         for key in ranks[0]["params"]:
             assert torch.equal(ranks[0]["params"][key], ranks[2]["params"][key]), key
+
+
+def test_discrete_latents_with_a_running_baseline_train_in_step_across_ranks(two_rank_runs):
+    _, (rank0, rank1) = two_rank_runs
+    a, b = rank0[3], rank1[3]
+    assert a["estimator"]["baseline.initialised"]
+    for key in a["params"]:
+        assert torch.equal(a["params"][key], b["params"][key]), key
+    for key in a["estimator"]:  # the moving average is of the mean over all ranks' batches
+        assert torch.equal(a["estimator"][key], b["estimator"][key]), key

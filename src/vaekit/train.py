@@ -51,6 +51,7 @@ class TrainResult:
     elapsed_s: float    # training wall time over all sessions of this run
     interrupted: bool = False  # stopped by SIGINT / SIGTERM (a checkpoint was written)
     model: torch.nn.Module | None = None  # the trained model (this rank's replica in a distributed run)
+    estimator: torch.nn.Module | None = None  # the gradient estimator with its baseline state, if any
 
 
 def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
@@ -308,7 +309,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
     if stopping and dist.is_main:
         print(f"\nstopped at step {step}; checkpoint written. Continue with `vaekit train --resume {run_dir}`.",
               file=sys.stderr)
-    return TrainResult(run_dir, epoch, step, epoch >= t.epochs, elapsed, interrupted=stopping, model=model)
+    return TrainResult(run_dir, epoch, step, epoch >= t.epochs, elapsed, interrupted=stopping, model=model,
+                       estimator=estimator)
 
 
 def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
