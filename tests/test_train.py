@@ -172,3 +172,15 @@ def test_gumbel_temperature_follows_jang_et_al():
     assert gumbel_temperature(0, 1.0, 0.5, 3e-5, 1000) == 1.0
     assert gumbel_temperature(1999, 1.0, 0.5, 3e-5, 1000) == pytest.approx(math.exp(-3e-5 * 1000))
     assert gumbel_temperature(10 ** 6, 1.0, 0.5, 3e-5, 1000) == 0.5
+
+
+def test_kl_annealing_and_free_bits_are_training_policy_with_exact_resume(tmp_path, tiny_images):
+    overrides = TINY + ["train.kl_schedule=linear", "train.kl_warmup=25", "train.free_bits=0.1"]
+    train(load_recipe(None, overrides), tmp_path / "whole", data=tiny_images, progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["kl_weight"] for l in lines] == [pytest.approx(9 / 25), pytest.approx(19 / 25), 1.0, 1.0]
+    train(load_recipe(None, overrides + ["train.max_steps=13"]), tmp_path / "split", data=tiny_images,
+          progress=False)
+    train(load_recipe(None, overrides), tmp_path / "split", resume=True, data=tiny_images, progress=False)
+    a, b = params(tmp_path / "whole"), params(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -44,7 +44,14 @@ class ModelConfig:
 class TrainConfig:
     objective: str = "elbo"          # elbo | iwae
     k: int = 1                       # samples per example (IWAE's k; k > 1 with elbo averages k samples)
-    beta: float = 1.0                # weight on KL (beta-VAE; 1 = the ELBO)
+    beta: float = 1.0                # weight on KL (beta-VAE; 1 = the ELBO), times the annealing below
+    kl_schedule: str = "none"        # KL annealing: none | linear | logistic | cyclical (schedules.kl_weight)
+    kl_warmup: int = 10000           # linear: steps from weight 0 to 1
+    kl_logistic_k: float = 0.0025    # logistic: 1 / (1 + exp(-k (step - x0))) (Bowman et al. 2016)
+    kl_logistic_x0: int = 2500
+    kl_cycles: int = 4               # cyclical (Fu et al. 2019): cycles over the whole run ...
+    kl_cycle_ratio: float = 0.5      # ... rising over this fraction of each cycle
+    free_bits: float = 0.0           # nats per latent dimension free of KL penalty (Kingma et al. 2016); 0 = off
     estimator: str = "auto"          # auto (pathwise if q can rsample, else score) | pathwise | score |
                                      # gumbel | st-gumbel | exact (enumerate small discrete latents)
     baseline: str = "none"           # score-function baseline: none | moving-average | nvil
@@ -106,7 +113,7 @@ class RunConfig:
                              ("model.activation", self.model.activation), ("model.likelihood", self.model.likelihood),
                              ("train.objective", self.train.objective), ("train.lr_schedule", self.train.lr_schedule),
                              ("model.latent_type", self.model.latent_type), ("train.estimator", self.train.estimator),
-                             ("train.baseline", self.train.baseline),
+                             ("train.baseline", self.train.baseline), ("train.kl_schedule", self.train.kl_schedule),
                              ("eval.split", self.eval.split)):
             if value not in CHOICES[where]:
                 raise ConfigError(f"{where} = {value!r}: choose one of {', '.join(CHOICES[where])}")
@@ -124,8 +131,10 @@ class RunConfig:
         if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
             raise ConfigError("discrete latents have no pathwise gradient: use train.estimator = score, gumbel, "
                               "st-gumbel or exact")
-        if self.train.objective == "iwae" and self.train.beta != 1.0:
-            raise ConfigError("train.beta applies to the ELBO only; the IWAE bound has no separate KL term")
+        if self.train.objective == "iwae" and (self.train.beta != 1.0 or self.train.kl_schedule != "none"
+                                               or self.train.free_bits):
+            raise ConfigError("train.beta, kl_schedule and free_bits apply to the ELBO only; the IWAE bound "
+                              "has no separate KL term")
 
 
 CHOICES = {
@@ -136,6 +145,7 @@ CHOICES = {
     "model.latent_type": ("gaussian", "categorical", "bernoulli"),
     "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
     "train.baseline": ("none", "moving-average", "nvil"),
+    "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
     "train.objective": ("elbo", "iwae"),
     "train.lr_schedule": ("constant", "cosine", "burda"),
     "eval.split": ("test", "val", "train"),

@@ -48,7 +48,19 @@ def kl_term(q: Distribution, p: Distribution, z: torch.Tensor | None = None) -> 
         return mc.mean(0) if mc.dim() > len(q.batch_shape) else mc
 
 
-def elbo(model, x: torch.Tensor, beta: float = 1.0, samples: int = 1, estimator=None) -> Terms:
+def free_bits_penalty(q: Distribution, p: Distribution, free_nats: float, batch: int) -> torch.Tensor:
+    """Kingma et al. (2016): ``sum_j max(free_nats, mean_b KL_j)``, spread evenly over the ``batch``
+    examples so that the batch mean of the per-example loss carries it once. Needs a factorised q and p
+    with a closed-form KL per dimension."""
+    from .text_policy import free_bits_kl
+
+    base_q = q.base_dist if isinstance(q, torch.distributions.Independent) else q
+    base_p = p.base_dist if isinstance(p, torch.distributions.Independent) else p
+    per_dim = kl_divergence(base_q, base_p).reshape(batch, -1)
+    return free_bits_kl(per_dim, free_nats).expand(batch)
+
+
+def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bits: float = 0.0) -> Terms:
     """The evidence lower bound ``E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))``.
 
     ``x``: ``(B, D)``. The gradient of the expectation follows from the posterior: pathwise
@@ -60,12 +72,16 @@ def elbo(model, x: torch.Tensor, beta: float = 1.0, samples: int = 1, estimator=
     """
     q = model.encode(x)
     prior = model.prior()
+    penalty = None
+    if free_bits > 0:
+        penalty = free_bits_penalty(q, prior, free_bits, q.batch_shape[0])
     if estimator is None and samples > 1 and q.has_rsample:
         z = q.rsample((samples,))
         log_px_z = model.decode(z).log_prob(x).mean(0)
         kl = kl_term(q, prior, z)
         bound = log_px_z - kl
-        return Terms(loss=-(log_px_z - beta * kl), bound=bound, log_px_z=log_px_z, kl=kl)
+        return Terms(loss=-(log_px_z - beta * (kl if penalty is None else penalty)), bound=bound,
+                     log_px_z=log_px_z, kl=kl)
     if samples > 1:
         raise ValueError("samples > 1 is supported for the pathwise estimator only")
     if estimator is None:
@@ -74,7 +90,7 @@ def elbo(model, x: torch.Tensor, beta: float = 1.0, samples: int = 1, estimator=
     estimate = estimator(q, lambda z: model.decode(z).log_prob(x), x)
     kl = kl_term(q, prior, estimate.z)
     bound = estimate.value - kl
-    loss = -(estimate.surrogate - beta * kl)
+    loss = -(estimate.surrogate - beta * (kl if penalty is None else penalty))
     if estimate.aux_loss is not None:
         loss = loss + estimate.aux_loss
     return Terms(loss=loss, bound=bound, log_px_z=estimate.value, kl=kl)
@@ -123,15 +139,15 @@ def log_likelihood(model, x: torch.Tensor, k: int = 5000, sample_chunk: int = 50
 OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound}
 
 
-def objective(name: str, model, x: torch.Tensor, k: int = 1, beta: float = 1.0, estimator=None) -> Terms:
+def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None, free_bits: float = 0.0) -> Terms:
     """Dispatch by name: ``elbo`` (with ``samples=k``) or ``iwae`` (with ``k``)."""
     if name == "elbo":
-        return elbo(model, x, beta=beta, samples=k, estimator=estimator)
+        return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits)
     if name == "iwae":
         if estimator is not None:
             raise ValueError("the IWAE objective uses the pathwise estimator (VIMCO for discrete latents is "
                              "vaekit.estimators.vimco_surrogate)")
-        if beta != 1.0:
-            raise ValueError("beta applies to the ELBO only; the IWAE bound has no separate KL term")
+        if beta != 1.0 or free_bits:
+            raise ValueError("beta and free bits apply to the ELBO only; the IWAE bound has no separate KL term")
         return iwae_bound(model, x, k)
     raise ValueError(f"unknown objective {name!r}: choose {', '.join(OBJECTIVES)}")

@@ -39,7 +39,7 @@ from .models import build_model
 from .objectives import elbo, objective
 from .runs import eval_inputs, load_data, resolve_likelihood, write_json
 from .estimators import GumbelSoftmax, build_estimator
-from .schedules import gumbel_temperature, lr_multiplier
+from .schedules import gumbel_temperature, kl_weight, lr_multiplier
 
 
 @dataclass
@@ -71,13 +71,14 @@ class ObjectiveModule(torch.nn.Module):
     """The model with its training objective as ``forward``, so that DistributedDataParallel (which
     hooks ``forward``) can wrap it. Returns per-example ``(loss, bound, kl)``, the last two detached."""
 
-    def __init__(self, model: torch.nn.Module, name: str, k: int, beta: float,
-                 estimator: torch.nn.Module | None = None):
+    def __init__(self, model: torch.nn.Module, name: str, k: int, estimator: torch.nn.Module | None = None,
+                 free_bits: float = 0.0):
         super().__init__()
-        self.model, self.name, self.k, self.beta, self.estimator = model, name, k, beta, estimator
+        self.model, self.name, self.k, self.estimator, self.free_bits = model, name, k, estimator, free_bits
 
-    def forward(self, x: torch.Tensor):
-        terms = objective(self.name, self.model, x, k=self.k, beta=self.beta, estimator=self.estimator)
+    def forward(self, x: torch.Tensor, beta: float = 1.0):
+        terms = objective(self.name, self.model, x, k=self.k, beta=beta, estimator=self.estimator,
+                          free_bits=self.free_bits)
         return terms.loss, terms.bound.detach(), terms.kl.detach()
 
 
@@ -157,7 +158,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
     torch.manual_seed(t.seed)
     model = build_model(config.model, data.shape, likelihood)
     estimator = build_estimator(t, data.dim)
-    step_module = ObjectiveModule(model, t.objective, t.k, t.beta, estimator)
+    step_module = ObjectiveModule(model, t.objective, t.k, estimator, t.free_bits)
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     n = len(data.train)
     global_batch = t.batch_size * dist.world
@@ -230,6 +231,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
 
     session_start = time.perf_counter()
     model.train()
+    beta = t.beta
     stopping = False  # every rank agrees on it: a stop signal on any rank stops all after the same step
     with StopSignal() as stop:
         while epoch < t.epochs and budget_left() and not stopping:
@@ -245,7 +247,9 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
                 if isinstance(estimator, GumbelSoftmax):
                     estimator.temperature = gumbel_temperature(step, t.temperature, t.temperature_min,
                                                                t.temperature_rate, t.temperature_every)
-                loss_per_example, bound, kl = step_module(x)
+                beta = t.beta * kl_weight(t.kl_schedule, step, t.kl_warmup, t.kl_logistic_k, t.kl_logistic_x0,
+                                          t.kl_cycles, steps_per_epoch * t.epochs, t.kl_cycle_ratio)
+                loss_per_example, bound, kl = step_module(x, beta)
                 loss = loss_per_example.mean()
                 loss_value = loss.item()
                 if not dist.active:
@@ -282,7 +286,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
             loss_sum, bound_sum, kl_sum, seen, examples = dist.all_sum(
                 [sums["loss"], sums["bound"], sums["kl"], sums["seen"], examples_this_session])
             seen = max(1, seen)
-            record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
+            record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "kl_weight": beta,
                       "train_loss": loss_sum / seen, "train_bound": bound_sum / seen, "train_kl": kl_sum / seen,
                       "examples_per_s": examples / max(1e-9, time.perf_counter() - epoch_start)}
             batch_in_epoch, perm = 0, None
