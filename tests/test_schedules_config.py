@@ -61,5 +61,5 @@ def test_choices_and_ranges_are_checked_when_the_config_is_read():
         load_recipe(None, ["model.arch=resnet"])
     with pytest.raises(ConfigError, match="train.batch_size = 0: must be at least 1"):
         load_recipe(None, ["train.batch_size=0"])
-    with pytest.raises(ConfigError, match="beta applies to the ELBO only"):
+    with pytest.raises(ConfigError, match="apply to the ELBO only"):
         load_recipe(None, ["train.objective=iwae", "train.beta=2"])
