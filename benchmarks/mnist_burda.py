@@ -45,6 +45,7 @@ def main() -> None:
             sys.exit(130)  # checkpoint written; rerun the same command to continue
     import torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    trained_threads = checkpoint.load(run_dir)["config"]["train"]["threads"]  # as trained, not as evaluated
     report = evaluate_run(run_dir, k=args.k, split="test")
     plot_run(run_dir)
     paper = PAPER.get(config.name)
@@ -57,7 +58,7 @@ def main() -> None:
     command = f"python benchmarks/mnist_burda.py {args.recipe} --metric {args.metric}"
     record("mnist_burda", args.metric, report["nll"], "nats", command, notes)
     record("mnist_burda", f"{args.metric.removesuffix('_test_nll')}_train_hours", report["train_seconds"] / 3600,
-           "hours", command, f"wall time of {report['epochs']} epochs, {config.train.threads or 'default'} thread(s)")
+           "hours", command, f"wall time of {report['epochs']} epochs, {trained_threads or 'default'} training thread(s)")
 
 
 if __name__ == "__main__":
