@@ -1,4 +1,4 @@
-"""The ``vaekit`` command line: data, train, eval, sample, reconstruct, plot, export.
+"""The ``vaekit`` command line: data, train, eval, sample, reconstruct, interpolate, impute, plot, export.
 
 Problems with the user's input end with ``error: <what and how to fix it>`` and exit status 2;
 anything else is a bug and keeps its traceback.
@@ -24,6 +24,11 @@ EPILOG = """examples:
   vaekit sample runs/default --n 100
   vaekit plot runs/default --what manifold,scatter,curves
   vaekit export runs/default --out exported/default  # safetensors + JSON config
+  vaekit train recipes/ptb_vae.toml --out runs/ptb_vae   # sentence VAE on the Penn Treebank
+  vaekit sample runs/ptb_vae --n 10 --method beam      # sentences from the prior
+  vaekit reconstruct runs/ptb_vae "the company said it would n't comment"   # decoded posterior samples
+  vaekit interpolate runs/ptb_vae "he was a man" "the stock fell sharply"   # a homotopy
+  vaekit impute runs/ptb_vae "the company said" --icm 3                       # complete a sentence
 """
 
 
@@ -63,18 +68,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("sample", help="a grid of samples from the prior")
+    p = sub.add_parser("sample", help="samples from the prior: an image grid, or sentences")
     p.add_argument("run_dir")
-    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--n", type=int, help="how many (default 64 images, 10 sentences)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="PNG path (default RUN_DIR/samples.png)")
+    p.add_argument("--method", choices=["greedy", "sample", "beam"], default="sample",
+                   help="sentences: decoding of p(x|z) (default ancestral sampling)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sentences: sampling temperature")
+    p.add_argument("--beam", type=int, default=5, help="sentences: beam width")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("reconstruct", help="test images beside their reconstructions")
+    p = sub.add_parser("reconstruct", help="test images beside their reconstructions; or the sentences that "
+                                           "a sentence's code z ~ q(z|x) decodes to")
     p.add_argument("run_dir")
-    p.add_argument("--n", type=int, default=32)
+    p.add_argument("sentence", nargs="?", help="sentence runs: the sentence to encode")
+    p.add_argument("--n", type=int, help="images (default 32), or posterior samples of the sentence (default 5)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="PNG path (default RUN_DIR/reconstructions.png)")
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("interpolate", help="a homotopy: sentences decoded between the codes of two sentences")
+    p.add_argument("run_dir")
+    p.add_argument("first")
+    p.add_argument("second")
+    p.add_argument("--steps", type=int, default=5, help="points on the line, ends included")
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("impute", help="complete the end of a sentence from its beginning (beam search + ICM)")
+    p.add_argument("run_dir")
+    p.add_argument("prefix")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--icm", type=int, default=3, help="rounds of iterated conditional modes between z and words")
+    p.set_defaults(func=cmd_impute)
 
     p = sub.add_parser("plot", help="sample grid, reconstructions, 2-D manifold, latent scatter, curves")
     p.add_argument("run_dir")
@@ -179,24 +205,73 @@ def cmd_eval(args) -> None:
     print(format_report(report))
 
 
-def cmd_sample(args) -> None:
-    from .plots import sample_grid
+def _sentence_run(run_dir: str, verb: str):
+    """(model, vocab) of a sentence run; a clear error for an image run."""
+    from .data.text import Vocab
     from .runs import load_model
 
-    _, model, state = load_model(args.run_dir)
+    config, model, state = load_model(run_dir)
+    if not config.data.is_text:
+        raise VaekitError(f"`vaekit {verb}` works on sentence models; {run_dir} is an image model "
+                          "(see `vaekit sample` and `vaekit reconstruct` for images)")
+    return model, Vocab(state["vocab"])
+
+
+def _print_sentences(generated, numbered: bool = True) -> None:
+    for i, g in enumerate(generated):
+        print((f"{i + 1:3d}. " if numbered else "") + " ".join(g.words) + f"    [log p = {g.log_prob:.2f}]")
+
+
+def cmd_sample(args) -> None:
+    from .runs import load_model
+
+    config, model, state = load_model(args.run_dir)
+    if config.data.is_text:
+        from .data.text import Vocab
+        from .generate import sample_sentences
+
+        _print_sentences(sample_sentences(model, Vocab(state["vocab"]), n=args.n or 10, method=args.method,
+                                          temperature=args.temperature, beam=args.beam, seed=args.seed))
+        return
+    from .plots import sample_grid
+
     out = sample_grid(model, tuple(state["shape"]), args.out or Path(args.run_dir) / "samples.png",
-                      n=args.n, seed=args.seed)
+                      n=args.n or 64, seed=args.seed)
     print(out)
 
 
 def cmd_reconstruct(args) -> None:
-    from .plots import reconstructions
     from .runs import eval_inputs, load_data, load_model
 
     config, model, state = load_model(args.run_dir)
+    if config.data.is_text:
+        from .data.text import Vocab
+        from .generate import posterior_sentences
+
+        if not args.sentence:
+            raise VaekitError('give the sentence to encode: vaekit reconstruct RUN_DIR "a sentence"')
+        _print_sentences(posterior_sentences(model, Vocab(state["vocab"]), args.sentence, n=args.n or 5,
+                                             seed=args.seed))
+        return
+    from .plots import reconstructions
+
     x = eval_inputs(config, load_data(config.data), "test")
     print(reconstructions(model, x, tuple(state["shape"]), args.out or Path(args.run_dir) / "reconstructions.png",
-                          n=args.n))
+                          n=args.n or 32))
+
+
+def cmd_interpolate(args) -> None:
+    from .generate import homotopy
+
+    model, vocab = _sentence_run(args.run_dir, "interpolate")
+    _print_sentences(homotopy(model, vocab, args.first, args.second, steps=args.steps))
+
+
+def cmd_impute(args) -> None:
+    from .generate import impute
+
+    model, vocab = _sentence_run(args.run_dir, "impute")
+    _print_sentences([impute(model, vocab, args.prefix, beam=args.beam, icm=args.icm)], numbered=False)
 
 
 def cmd_plot(args) -> None:

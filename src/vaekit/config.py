@@ -20,29 +20,45 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "mnist"              # built-in data set: mnist | fashion-mnist
-    path: str = ""                   # or your own data: IDX directory, .npy/.npz file, or image folder
+    name: str = "mnist"              # built-in data set: mnist | fashion-mnist (images) | ptb | brown (text)
+    path: str = ""                   # or your own data: IDX directory, .npy/.npz file, image folder, or a
+                                     # .txt file of sentences (one per line, UTF-8)
     binarize: str = "dynamic"        # dynamic (resample every draw, Burda et al.) | none (use intensities)
     validation: int = 10000          # images held out of the training set for validation
     limit: int = 0                   # use only the first N training images (0 = all); for smoke tests
     eval_limit: int = 0              # use only the first N validation/test images (0 = all)
     split_seed: int = 0              # seed of the train/validation split
+    min_count: int = 1               # text: words seen fewer times in training become <unk>
+    max_vocab: int = 0               # text: keep at most this many words, specials included (0 = all)
+    max_length: int = 0              # text: truncate sentences to this many words (0 = keep; counted)
+
+    @property
+    def is_text(self) -> bool:
+        """Sentences (ptb, brown, or a .txt file) rather than images."""
+        return self.name in TEXT_DATASETS if not self.path else self.path.endswith((".txt", ".text"))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "mlp"                # mlp | conv
+    arch: str = "mlp"                # mlp | conv (images); lstm (sentence VAE) | lstm-lm (its LM baseline)
     hidden: tuple[int, ...] = (400,)  # hidden layer sizes of the encoder; the decoder mirrors them
     latent: int = 20                 # dimension of z (number of latent variables if discrete)
     latent_type: str = "gaussian"    # gaussian | categorical (one-hot, `categories` values) | bernoulli
     categories: int = 10             # values of each categorical latent variable
     activation: str = "relu"         # relu | tanh | elu | gelu | softplus | leaky_relu
     likelihood: str = "auto"         # bernoulli | gaussian | auto (bernoulli for binary/binarised data)
+    # sentence models (arch = lstm | lstm-lm; Bowman et al. 2016, Sec. 3): hidden[0] is the LSTM width
+    embedding: int = 353             # word-embedding size (Bowman et al.: 353)
+    bidirectional: bool = False      # bidirectional LSTM encoder
+    z_to_initial_state: bool = True  # decoder (h0, c0) = tanh(W z)
+    z_every_input: bool = False      # concatenate z to every decoder input
+    inputless: bool = False          # the decoder sees no words, only <s> and <unk> (the paper's variant)
+    tie_embeddings: bool = False     # output layer shares the embedding matrix
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    objective: str = "elbo"          # elbo | iwae
+    objective: str = "elbo"          # elbo | iwae | mle (exact log-likelihood of a model without z: lstm-lm)
     k: int = 1                       # samples per example (IWAE's k; k > 1 with elbo averages k samples)
     beta: float = 1.0                # weight on KL (beta-VAE; 1 = the ELBO), times the annealing below
     kl_schedule: str = "none"        # KL annealing: none | linear | logistic | cyclical (schedules.kl_weight)
@@ -52,6 +68,7 @@ class TrainConfig:
     kl_cycles: int = 4               # cyclical (Fu et al. 2019): cycles over the whole run ...
     kl_cycle_ratio: float = 0.5      # ... rising over this fraction of each cycle
     free_bits: float = 0.0           # nats per latent dimension free of KL penalty (Kingma et al. 2016); 0 = off
+    word_dropout: float = 0.0        # text: replace decoder input words by <unk> with this rate (Bowman et al.)
     estimator: str = "auto"          # auto (pathwise if q can rsample, else score) | pathwise | score |
                                      # gumbel | st-gumbel | exact (enumerate small discrete latents)
     baseline: str = "none"           # score-function baseline: none | moving-average | nvil
@@ -131,6 +148,20 @@ class RunConfig:
         if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
             raise ConfigError("discrete latents have no pathwise gradient: use train.estimator = score, gumbel, "
                               "st-gumbel or exact")
+        text_arch = self.model.arch in TEXT_ARCHS
+        if text_arch != self.data.is_text:
+            raise ConfigError(f"model.arch = {self.model.arch!r} does not fit the data "
+                              f"({self.data.path or self.data.name}): use mlp or conv for images, lstm or "
+                              "lstm-lm for text (data.name = ptb | brown, or data.path = a .txt file)")
+        if (self.model.arch == "lstm-lm") != (self.train.objective == "mle"):
+            raise ConfigError("the LSTM language model (model.arch = 'lstm-lm') has no latent variable and "
+                              "trains with train.objective = 'mle'; latent-variable models use elbo or iwae")
+        if not 0 <= self.train.word_dropout <= 1:
+            raise ConfigError(f"train.word_dropout = {self.train.word_dropout}: must be a probability in [0, 1]")
+        if self.train.word_dropout and not text_arch:
+            raise ConfigError("train.word_dropout applies to sentence models (model.arch = lstm | lstm-lm)")
+        if text_arch and self.model.latent_type != "gaussian":
+            raise ConfigError("sentence models have a Gaussian z: set model.latent_type = 'gaussian'")
         if self.train.objective == "iwae" and (self.train.beta != 1.0 or self.train.kl_schedule != "none"
                                                or self.train.free_bits):
             raise ConfigError("train.beta, kl_schedule and free_bits apply to the ELBO only; the IWAE bound "
@@ -139,17 +170,21 @@ class RunConfig:
 
 CHOICES = {
     "data.binarize": ("dynamic", "none"),
-    "model.arch": ("mlp", "conv"),
+    "model.arch": ("mlp", "conv", "lstm", "lstm-lm"),
     "model.activation": ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu"),
     "model.likelihood": ("auto", "bernoulli", "gaussian"),
     "model.latent_type": ("gaussian", "categorical", "bernoulli"),
     "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
     "train.baseline": ("none", "moving-average", "nvil"),
     "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
-    "train.objective": ("elbo", "iwae"),
+    "train.objective": ("elbo", "iwae", "mle"),
     "train.lr_schedule": ("constant", "cosine", "burda"),
     "eval.split": ("test", "val", "train"),
 }
+
+
+TEXT_ARCHS = ("lstm", "lstm-lm")
+TEXT_DATASETS = ("ptb", "brown")
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}

@@ -136,11 +136,18 @@ def log_likelihood(model, x: torch.Tensor, k: int = 5000, sample_chunk: int = 50
     return torch.logsumexp(torch.stack(chunks), dim=0) - math.log(k)
 
 
-OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound}
+def exact_log_likelihood(model, x) -> Terms:
+    """Maximum likelihood for a model without latent variables (the LSTM language model baseline):
+    ``loss = -log p(x)``, the exact ``model.log_prob(x)``; ``bound`` is that log-likelihood and ``kl`` is 0."""
+    log_px = model.log_prob(x)
+    return Terms(loss=-log_px, bound=log_px.detach(), log_px_z=log_px.detach(), kl=torch.zeros_like(log_px))
+
+
+OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound, "mle": exact_log_likelihood}
 
 
 def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None, free_bits: float = 0.0) -> Terms:
-    """Dispatch by name: ``elbo`` (with ``samples=k``) or ``iwae`` (with ``k``)."""
+    """Dispatch by name: ``elbo`` (with ``samples=k``), ``iwae`` (with ``k``) or ``mle`` (no latent)."""
     if name == "elbo":
         return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits)
     if name == "iwae":
@@ -150,4 +157,6 @@ def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None
         if beta != 1.0 or free_bits:
             raise ValueError("beta and free bits apply to the ELBO only; the IWAE bound has no separate KL term")
         return iwae_bound(model, x, k)
+    if name == "mle":
+        return exact_log_likelihood(model, x)
     raise ValueError(f"unknown objective {name!r}: choose {', '.join(OBJECTIVES)}")

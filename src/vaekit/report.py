@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_text
 from .runs import eval_inputs, load_data, load_model, write_json
 
 PLOTS = ("samples", "reconstructions", "manifold", "scatter", "curves")
@@ -23,12 +23,17 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     config, model, state = load_model(run_dir)
     data = load_data(config.data)
     split = split or config.eval.split
-    x = eval_inputs(config, data, split)
-    if limit:
-        x = x[:limit]
     k = k or config.eval.k
-    result = evaluate(model, x, k=k, batch_size=config.eval.batch_size, sample_chunk=config.eval.sample_chunk,
-                      seed=config.eval.seed, progress=progress)
+    if config.data.is_text:
+        batches = text_batches(data, split, config.eval.batch_size, limit)
+        result = evaluate_text(model, batches, k=k, sample_chunk=config.eval.sample_chunk, seed=config.eval.seed,
+                               progress=progress)
+    else:
+        x = eval_inputs(config, data, split)
+        if limit:
+            x = x[:limit]
+        result = evaluate(model, x, k=k, batch_size=config.eval.batch_size, sample_chunk=config.eval.sample_chunk,
+                          seed=config.eval.seed, progress=progress)
     per_example = result.pop("nll_per_example")
     report = {"name": config.name, "split": split, **result, "epochs": state["epoch"], "steps": state["step"],
               "finished": state["epoch"] >= config.train.epochs, "train_seconds": state["elapsed_s"],
@@ -40,8 +45,20 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     return report
 
 
+def text_batches(data, split: str, batch_size: int, limit: int = 0):
+    """A split's sentences in fixed, length-bucketed batches (no shuffling: every evaluation agrees)."""
+    from .data.text import bucket_batches
+    from .models import SentenceBatch
+
+    sentences = data.split(split)[: limit or None]
+    return [SentenceBatch.from_tokens(b.tokens, b.mask, data.vocab.bos)
+            for b in bucket_batches(sentences, batch_size, shuffle=False)]
+
+
 def format_report(r: dict) -> str:
     status = "finished" if r["finished"] else "NOT finished (checkpoint mid-training)"
+    if "ppl" in r:
+        return format_text_report(r, status)
     return (f"# {r['name']}: evaluation on the {r['split']} split\n\n"
             f"| quantity | value |\n|---|---|\n"
             f"| importance-sampled NLL, K = {r['k']} | **{r['nll']:.2f}** ± {r['nll_stderr']:.2f} nats |\n"
@@ -58,12 +75,36 @@ def format_report(r: dict) -> str:
             "(Burda et al. 2016); ± is the standard error over examples.\n")
 
 
+def format_text_report(r: dict, status: str) -> str:
+    latent = r.get("k") is not None
+    nll = (f"importance-sampled NLL, K = {r['k']}" if latent else "exact NLL (language model)")
+    rows = [(nll, f"**{r['nll']:.2f}** ± {r['nll_stderr']:.2f} nats per sentence"),
+            ("perplexity", f"**{r['ppl']:.2f}** over {r['tokens']} tokens (words + </s>)")]
+    if latent:
+        rows += [("ELBO", f"{r['elbo']:.2f} nats"), ("E_q[log p(x|z)]", f"{r['log_px_z']:.2f} nats"),
+                 ("KL(q(z|x) || p(z))", f"{r['kl']:.2f} nats"),
+                 ("mutual information I(x; z)", f"{r['mutual_information']:.2f} nats"),
+                 ("active units", f"{r['active_units']} of {r['latent_dim']}")]
+    rows += [("reconstruction accuracy", f"{100 * r['reconstruction_accuracy']:.1f}% of tokens"
+              + (" (teacher-forced, z = E_q[z|x])" if latent else " (next-token, teacher-forced)")),
+             ("sentences", str(r["n"])),
+             ("training", f"{r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status})"),
+             ("evaluation time", f"{r['seconds']:.0f} s")]
+    table = "".join(f"| {a} | {b} |\n" for a, b in rows)
+    return (f"# {r['name']}: evaluation on the {r['split']} split\n\n| quantity | value |\n|---|---|\n{table}\n"
+            + ("The NLL is a stochastic upper bound on -log p(x) (Burda et al. 2016); " if latent else "")
+            + "± is the standard error over sentences.\n")
+
+
 def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) -> list[Path]:
     """Write the requested plots into the run directory; skip the manifold unless z is 2-D."""
     from . import plots
 
     run_dir = Path(run_dir)
     config, model, state = load_model(run_dir)
+    if config.data.is_text:  # sentence runs: the training curves (samples are text: `vaekit sample`)
+        curves = run_dir / "metrics.jsonl"
+        return [plots.training_curves(curves, run_dir / "curves.png")] if "curves" in what and curves.exists() else []
     shape = tuple(state["shape"])
     unknown = set(what) - set(PLOTS)
     if unknown:

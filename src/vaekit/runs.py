@@ -15,14 +15,17 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .config import DataConfig, RunConfig
+from .config import DataConfig, ModelConfig, RunConfig
 from .data import ImageData, load
+from .data.text import SPECIALS, TextData, Vocab
 from .errors import ConfigError
-from .models import VAE, build_model
+from .models import VAE, SentenceVAE, SentenceVAEConfig, build_model
 
 
-def load_data(config: DataConfig) -> ImageData:
+def load_data(config: DataConfig) -> ImageData | TextData:
     """Load the data set a :class:`DataConfig` names, applying ``limit`` and ``eval_limit``."""
+    if config.is_text:
+        return load_text_data(config)
     data = load(config.name, config.path or None, validation=config.validation, seed=config.split_seed)
     if config.limit:
         data.train = data.train[: config.limit]
@@ -35,8 +38,47 @@ def load_data(config: DataConfig) -> ImageData:
     return data
 
 
-def resolve_likelihood(config: RunConfig, data: ImageData) -> str:
-    """``bernoulli`` for binary or binarised data, ``gaussian`` for intensities, unless set explicitly."""
+def load_text_data(config: DataConfig) -> TextData:
+    """PTB, Brown or the user's text file, with the vocabulary options and limits of ``config``."""
+    from .data.text import load_brown, load_ptb, load_text_file
+
+    max_length = config.max_length or None
+    max_size = config.max_vocab or None
+    if config.path:
+        data = load_text_file(config.path, min_count=config.min_count, max_size=max_size, max_length=max_length,
+                              seed=config.split_seed)
+    elif config.name == "ptb":
+        if config.min_count != 1 or config.max_vocab:
+            raise ConfigError("the Penn Treebank has its own 10k vocabulary: leave data.min_count and "
+                              "data.max_vocab at their defaults")
+        data = load_ptb(max_length=max_length)
+    else:
+        data = load_brown(min_count=config.min_count, max_size=max_size, max_length=max_length,
+                          seed=config.split_seed)
+    if config.limit:
+        data.train = data.train[: config.limit]
+    if config.eval_limit:
+        data.val, data.test = data.val[: config.eval_limit], data.test[: config.eval_limit]
+    if data.labels is not None and (config.limit or config.eval_limit):
+        data.labels = {"train": data.labels["train"][: len(data.train)], "val": data.labels["val"][: len(data.val)],
+                       "test": data.labels["test"][: len(data.test)]}
+    return data
+
+
+def build_sentence_model(config: ModelConfig, vocab: Vocab) -> SentenceVAE:
+    """The sentence VAE (``arch = lstm``) or its language-model baseline (``lstm-lm``) for ``vocab``."""
+    return SentenceVAE(SentenceVAEConfig(
+        vocab_size=len(vocab), embedding=config.embedding, hidden=config.hidden[0] if config.hidden else 191,
+        latent=config.latent, bidirectional=config.bidirectional, z_to_initial_state=config.z_to_initial_state,
+        z_every_input=config.z_every_input, inputless=config.inputless, tie_embeddings=config.tie_embeddings,
+        unk_id=vocab.unk, bos_id=vocab.bos, eos_id=vocab.eos, language_model=config.arch == "lstm-lm"))
+
+
+def resolve_likelihood(config: RunConfig, data: ImageData | TextData) -> str:
+    """``bernoulli`` for binary or binarised data, ``gaussian`` for intensities, unless set explicitly;
+    ``categorical`` (a softmax over the vocabulary per token) for sentences."""
+    if isinstance(data, TextData):
+        return "categorical"
     binarised = config.data.binarize == "dynamic" or data.is_binary
     if config.data.binarize not in ("dynamic", "none"):
         raise ConfigError(f"data.binarize = {config.data.binarize!r}: choose dynamic or none")
@@ -59,11 +101,15 @@ def eval_inputs(config: RunConfig, data: ImageData, split: str) -> torch.Tensor:
     return to_float(x, data.max_value)
 
 
-def load_model(run_dir: str | Path) -> tuple[RunConfig, VAE, dict]:
-    """Rebuild the model of a run directory from its checkpoint (config, model in eval mode, checkpoint)."""
+def load_model(run_dir: str | Path) -> tuple[RunConfig, VAE | SentenceVAE, dict]:
+    """Rebuild the model of a run directory from its checkpoint (config, model in eval mode, checkpoint).
+    A sentence model's vocabulary is ``state["vocab"]`` (a list of words, ``<pad>`` first)."""
     state = checkpoint.load(run_dir)
     config = RunConfig.from_dict(state["config"])
-    model = build_model(config.model, tuple(state["shape"]), state["likelihood"])
+    if config.data.is_text:
+        model = build_sentence_model(config.model, Vocab(state["vocab"][len(SPECIALS):]))
+    else:
+        model = build_model(config.model, tuple(state["shape"]), state["likelihood"])
     model.load_state_dict(state["model"])
     model.eval()
     return config, model, state

@@ -1,14 +1,15 @@
 """The one training loop: Adam on a per-example objective, with exact resume.
 
 Read top to bottom, :func:`train` does: build data and model from the config (or restore them from
-``RUN_DIR/checkpoint.pt``), then for each epoch draw a permutation, and for each batch index the
-uint8 data tensor, binarise it afresh, evaluate the objective, step Adam and the learning-rate
-schedule. After every epoch it scores the validation ELBO, appends a line to ``metrics.jsonl`` and
+``RUN_DIR/checkpoint.pt``), then for each epoch draw the epoch's plan from a feed (:mod:`vaekit.feeds`:
+a permutation of images, or length-bucketed batches of sentences), and for each batch let the feed
+build it (index the uint8 images and binarise them afresh; pad sentences and apply word dropout),
+evaluate the objective, step Adam and the learning-rate schedule. After every epoch it scores the validation ELBO, appends a line to ``metrics.jsonl`` and
 writes a checkpoint atomically. An interrupt (Ctrl-C, SIGTERM) finishes the current step and writes a
 checkpoint there; a non-finite loss stops the run and keeps the last good checkpoint.
 
-Randomness comes from generators that are all saved in checkpoints: ``data_rng`` (permutations, and
-binarisation in a single process) and torch's global generator (reparameterisation noise).
+Randomness comes from generators that are all saved in checkpoints: ``data_rng`` (epoch plans, and
+binarisation or word dropout in a single process) and torch's global generator (reparameterisation noise).
 
 Under torchrun the same loop is data-parallel (see :mod:`vaekit.distributed`): the objective is
 wrapped in ``DistributedDataParallel``, which averages gradients; every rank draws the same
@@ -33,11 +34,13 @@ import torch
 from . import checkpoint
 from .config import RunConfig
 from .distributed import Dist, rank_seeds, setup
-from .data import ImageData, binarize
-from .errors import CheckpointError, DataError, TrainingDiverged
+from .data import ImageData
+from .data.text import TextData
+from .errors import CheckpointError, TrainingDiverged
+from .feeds import ImageFeed, TextFeed
 from .models import build_model
-from .objectives import elbo, objective
-from .runs import eval_inputs, load_data, resolve_likelihood, write_json
+from .objectives import elbo, exact_log_likelihood, objective
+from .runs import build_sentence_model, eval_inputs, load_data, resolve_likelihood, write_json
 from .estimators import GumbelSoftmax, build_estimator
 from .schedules import gumbel_temperature, kl_weight, lr_multiplier
 
@@ -109,23 +112,25 @@ class StopSignal:
 
 
 @torch.no_grad()
-def validation_elbo(model, x: torch.Tensor, batch_size: int = 1000, dist: Dist | None = None) -> dict[str, float]:
-    """Mean ELBO, log p(x|z) and KL over ``x`` (one z sample per example); with ``dist``, each rank
-    scores every ``world``-th example and the sums are reduced."""
+def validation_elbo(model, batches, dist: Dist | None = None, name: str = "elbo") -> dict[str, float]:
+    """Mean ELBO, log p(x|z) and KL over ``batches`` (one z sample per example; for ``name = "mle"`` the
+    exact log-likelihood with KL 0); with ``dist``, each rank scores its own batches and the sums are
+    reduced."""
     dist = dist or Dist()
-    x = x[dist.rank::dist.world]
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
-    for start in range(0, len(x), batch_size):
-        terms = elbo(model, x[start:start + batch_size])
+    count = 0
+    for x in batches:
+        terms = exact_log_likelihood(model, x) if name == "mle" else elbo(model, x)
         totals += torch.stack([terms.bound.sum(), terms.log_px_z.sum(), terms.kl.sum()]).double()
+        count += len(x)
     model.train(was_training)
-    *sums, count = dist.all_sum([*totals.tolist(), len(x)])
+    *sums, count = dist.all_sum([*totals.tolist(), count])
     return {"elbo": sums[0] / max(1, count), "log_px_z": sums[1] / max(1, count), "kl": sums[2] / max(1, count)}
 
 
-def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: ImageData | None = None,
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: ImageData | TextData | None = None,
           progress: bool | None = None) -> TrainResult:
     """Train the model ``config`` describes in ``run_dir``; with ``resume``, continue its checkpoint."""
     dist = setup()
@@ -135,7 +140,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
         dist.close()
 
 
-def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | None, progress: bool | None,
+def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | TextData | None, progress: bool | None,
            dist: Dist) -> TrainResult:
     t = config.train
     if t.threads:
@@ -143,11 +148,16 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
     progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
 
     data = load_data(config.data) if data is None else data
+    text = isinstance(data, TextData)
     likelihood = resolve_likelihood(config, data)
+    shape = (len(data.vocab),) if text else data.shape  # recorded in checkpoints, checked on resume
     saved = None
     if resume:
         saved = dist.broadcast(checkpoint.load(run_dir) if dist.is_main else None)
-        checkpoint.check_compatible(saved, config, data.shape)
+        checkpoint.check_compatible(saved, config, shape)
+        if text and saved.get("vocab") != data.vocab.to_list():
+            raise CheckpointError(f"{run_dir} was trained with another vocabulary than the data now gives; "
+                                  "resume with the same data and data.min_count / data.max_vocab")
         if saved.get("world_size", 1) != dist.world:
             raise CheckpointError(f"{run_dir} was written by a run of {saved.get('world_size', 1)} process(es); "
                                   f"resume it with the same number (now {dist.world}) to continue exactly")
@@ -156,16 +166,17 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
                               "or choose another output directory")
 
     torch.manual_seed(t.seed)
-    model = build_model(config.model, data.shape, likelihood)
-    estimator = build_estimator(t, data.dim)
+    if text:
+        model = build_sentence_model(config.model, data.vocab)
+        estimator = None
+        feed = TextFeed(config, data, dist)
+    else:
+        model = build_model(config.model, data.shape, likelihood)
+        estimator = build_estimator(t, data.dim)
+        feed = ImageFeed(config, data, dist, eval_inputs(config, data, "val"))
     step_module = ObjectiveModule(model, t.objective, t.k, estimator, t.free_bits)
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
-    n = len(data.train)
-    global_batch = t.batch_size * dist.world
-    steps_per_epoch = math.ceil(n / t.batch_size) if not dist.active else n // global_batch
-    if steps_per_epoch == 0:
-        raise DataError(f"{n} training examples make no batch of {t.batch_size} x {dist.world} processes: "
-                        "lower train.batch_size or use fewer processes")
+    steps_per_epoch = feed.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_multiplier(t.lr_schedule, step, steps_per_epoch, t.epochs, t.warmup_steps))
     data_rng = torch.Generator().manual_seed(t.seed)
@@ -175,7 +186,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
         torch.manual_seed(noise_seed)
         binarize_rng = torch.Generator().manual_seed(binarize_seed)
     epoch, step, batch_in_epoch, perm, elapsed_before = 0, 0, 0, None, 0.0
-    sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0}  # this rank's running totals of the epoch
+    sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0, "tokens": 0}  # this rank's totals of the epoch
 
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -188,10 +199,10 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
             mine = saved["rng"]["ranks"][dist.rank]
             torch.set_rng_state(mine["torch"])
             binarize_rng.set_state(mine["binarize"])
-            sums = dict(mine["epoch_sums"])
+            sums = {**sums, **mine["epoch_sums"]}
         else:
             torch.set_rng_state(saved["rng"]["torch"])
-            sums = dict(saved.get("epoch_sums", sums))
+            sums = {**sums, **saved.get("epoch_sums", {})}
         epoch, step, batch_in_epoch = saved["epoch"], saved["step"], saved["batch_in_epoch"]
         perm, elapsed_before = saved["perm"], saved["elapsed_s"]
         if dist.is_main:
@@ -202,8 +213,6 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
 
     if dist.active:
         step_module = torch.nn.parallel.DistributedDataParallel(step_module)
-    val_x = eval_inputs(config, data, "val")
-    binarise_train = config.data.binarize == "dynamic"
     metrics_path = run_dir / "metrics.jsonl"
     writer = _tensorboard(run_dir) if dist.is_main else None
 
@@ -217,13 +226,15 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
         if dist.active:
             rng["ranks"] = per_rank
         state = {
-            "format": checkpoint.FORMAT, "config": config.to_dict(), "shape": list(data.shape),
+            "format": checkpoint.FORMAT, "config": config.to_dict(), "shape": list(shape),
             "likelihood": likelihood, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "estimator": estimator.state_dict() if estimator is not None else {},
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
             "batch_in_epoch": batch_in_epoch, "perm": perm, "epoch_sums": dict(sums), "rng": rng,
             "world_size": dist.world, "metrics_lines": _count_lines(metrics_path), "elapsed_s": elapsed,
         }
+        if text:
+            state["vocab"] = data.vocab.to_list()
         checkpoint.save_atomic(state, run_dir / checkpoint.CHECKPOINT_NAME)
 
     def budget_left() -> bool:
@@ -236,14 +247,11 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
     with StopSignal() as stop:
         while epoch < t.epochs and budget_left() and not stopping:
             if perm is None:
-                perm = torch.randperm(n, generator=data_rng)
+                perm = feed.plan(data_rng)
             epoch_start, examples_this_session = time.perf_counter(), 0
             bar = _progress_bar(progress, steps_per_epoch, batch_in_epoch, f"epoch {epoch + 1}/{t.epochs}")
             while batch_in_epoch < steps_per_epoch and budget_left() and not stopping:
-                start = batch_in_epoch * global_batch + dist.rank * t.batch_size
-                idx = perm[start:start + t.batch_size]
-                raw = data.train[idx]
-                x = binarize(raw, data.max_value, binarize_rng) if binarise_train else raw.float().div_(data.max_value)
+                x, b = feed.batch(perm, batch_in_epoch, binarize_rng)
                 if isinstance(estimator, GumbelSoftmax):
                     estimator.temperature = gumbel_temperature(step, t.temperature, t.temperature_min,
                                                                t.temperature_rate, t.temperature_every)
@@ -268,11 +276,12 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
                 scheduler.step()
                 step += 1
                 batch_in_epoch += 1
-                b = len(idx)
                 sums["loss"] += loss_value * b
                 sums["bound"] += bound.sum().item()
                 sums["kl"] += kl.sum().item()
                 sums["seen"] += b
+                if text:
+                    sums["tokens"] += int(x.lengths.sum())
                 examples_this_session += b
                 if bar is not None:
                     bar.update(1)
@@ -283,16 +292,21 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Non
             if batch_in_epoch < steps_per_epoch:
                 break  # max_steps or a stop signal inside an epoch: checkpoint below, no epoch line
             epoch += 1
-            loss_sum, bound_sum, kl_sum, seen, examples = dist.all_sum(
-                [sums["loss"], sums["bound"], sums["kl"], sums["seen"], examples_this_session])
+            loss_sum, bound_sum, kl_sum, seen, examples, tokens = dist.all_sum(
+                [sums["loss"], sums["bound"], sums["kl"], sums["seen"], examples_this_session, sums["tokens"]])
             seen = max(1, seen)
+            epoch_seconds = max(1e-9, time.perf_counter() - epoch_start)
             record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "kl_weight": beta,
                       "train_loss": loss_sum / seen, "train_bound": bound_sum / seen, "train_kl": kl_sum / seen,
-                      "examples_per_s": examples / max(1e-9, time.perf_counter() - epoch_start)}
+                      "examples_per_s": examples / epoch_seconds}
+            if text:  # tokens are words + </s> of every sentence; exact per epoch only without a mid-epoch resume
+                record["train_nll_per_token"] = -bound_sum / max(1, tokens)
+                record["tokens_per_s"] = tokens * examples / seen / epoch_seconds
             batch_in_epoch, perm = 0, None
-            sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0}
+            sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0, "tokens": 0}
             if t.val_every and (epoch % t.val_every == 0 or epoch == t.epochs):
-                record.update({f"val_{k}": v for k, v in validation_elbo(model, val_x, dist=dist).items()})
+                record.update({f"val_{k}": v for k, v in validation_elbo(
+                    model, feed.validation_batches(), dist=dist, name=t.objective).items()})
             record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
             if dist.is_main:
                 with open(metrics_path, "a") as handle:

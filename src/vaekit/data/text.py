@@ -296,20 +296,26 @@ def pad(sentences: list[torch.Tensor], index: list[int] | None = None, pad_id: i
     return TokenBatch(tokens, mask, lengths, idx)
 
 
-def bucket_batches(sentences: list[torch.Tensor], batch_size: int, generator: torch.Generator | None = None,
-                   shuffle: bool = True, pool: int = 50) -> list[TokenBatch]:
-    """Batches of similar-length sentences: shuffle, sort within pools of ``pool`` batches by length,
-    cut into batches, and shuffle the batches (the usual bucketing of Bowman et al.-style code)."""
-    n = len(sentences)
+def bucket_order(lengths: list[int], batch_size: int, generator: torch.Generator | None = None,
+                 shuffle: bool = True, pool: int = 50) -> list[list[int]]:
+    """Index lists of length-bucketed batches: shuffle the sentences, sort pools of ``pool`` batches by
+    length, cut them into batches, and shuffle the batches (the usual bucketing of Bowman et al.-style
+    code). Every batch but the last of the epoch is full."""
+    n = len(lengths)
     order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
     chunk = batch_size * pool
     batches = []
     for start in range(0, n, chunk):
-        block = sorted(order[start:start + chunk], key=lambda i: len(sentences[i]))
-        for b in range(0, len(block), batch_size):
-            ids = block[b:b + batch_size]
-            batches.append(pad([sentences[i] for i in ids], ids))
+        block = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches += [block[b:b + batch_size] for b in range(0, len(block), batch_size)]
     if shuffle:
         perm = torch.randperm(len(batches), generator=generator).tolist()
         batches = [batches[i] for i in perm]
     return batches
+
+
+def bucket_batches(sentences: list[torch.Tensor], batch_size: int, generator: torch.Generator | None = None,
+                   shuffle: bool = True, pool: int = 50) -> list[TokenBatch]:
+    """Padded batches of similar-length sentences, in the order of :func:`bucket_order`."""
+    order = bucket_order([len(s) for s in sentences], batch_size, generator, shuffle, pool)
+    return [pad([sentences[i] for i in ids], ids) for ids in order]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..nets.heads import diagonal_gaussian
 
@@ -46,6 +46,17 @@ class SentenceBatch:
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
+    def repeat(self, times: int) -> "SentenceBatch":
+        """The batch ``times`` times over, ``(times * B, T)`` (copy ``s`` of sentence ``b`` at row ``s * B + b``)."""
+        if times == 1:
+            return self
+        return SentenceBatch(*(t.repeat(times, *([1] * (t.dim() - 1)))
+                               for t in (self.tokens, self.mask, self.lengths, self.inputs)))
+
+    def with_inputs(self, inputs: torch.Tensor) -> "SentenceBatch":
+        """The same sentences with other decoder inputs (e.g. after word dropout)."""
+        return SentenceBatch(self.tokens, self.mask, self.lengths, inputs)
+
 
 @dataclass(frozen=True)
 class SentenceVAEConfig:
@@ -58,6 +69,7 @@ class SentenceVAEConfig:
     z_every_input: bool = False       # concatenate z to every decoder input
     inputless: bool = False           # the decoder sees only <s> / <unk> (the paper's "inputless" variant)
     tie_embeddings: bool = False      # output layer shares the embedding matrix (needs a projection H -> E)
+    language_model: bool = False      # no encoder and no z: the LSTM language model with the same decoder
     unk_id: int = 1
     bos_id: int = 2
     eos_id: int = 3
@@ -66,7 +78,9 @@ class SentenceVAEConfig:
 class AutoregressiveSequence(Distribution):
     """``p(x|z) = prod_t Categorical(x_t; softmax(W h_t))`` over whole sentences: batch shape ``(B,)``.
 
-    ``log_prob(batch)`` teacher-forces ``batch.inputs`` and sums over ``batch.mask``.
+    ``log_prob(batch)`` teacher-forces ``batch.inputs`` and sums over ``batch.mask``. ``z`` is ``(B, Z)``,
+    ``(S, B, Z)`` (S codes per sentence, e.g. importance samples; log_prob is then ``(S, B)``) or None
+    (the language model).
     """
 
     arg_constraints = {}
@@ -78,15 +92,22 @@ class AutoregressiveSequence(Distribution):
 
     def token_log_probs(self, batch: SentenceBatch) -> torch.Tensor:
         """``log p(x_t | x_<t, z)`` for every position, ``(B, T)`` (zero on padding)."""
-        logits = self.model.decoder_logits(self.z, batch.inputs, batch.lengths)
-        picked = -F.cross_entropy(logits.transpose(1, 2), batch.tokens, reduction="none")
-        return picked * batch.mask
+        return self.model.token_log_probs(self.z, batch)
 
     def log_prob(self, batch: SentenceBatch) -> torch.Tensor:
-        if self.z is not None and self.z.dim() == 3:  # (S, B, Z): several z per sentence
-            return torch.stack([AutoregressiveSequence(self.model, z, self.batch_shape).log_prob(batch)
-                                for z in self.z])
+        if self.z is not None and self.z.dim() == 3:  # (S, B, Z): several z per sentence, in memory-bounded groups
+            samples, size = self.z.shape[0], len(batch)
+            group = max(1, min(samples, ROWS_PER_CALL // max(1, size)))
+            out = []
+            for start in range(0, samples, group):
+                z = self.z[start:start + group]
+                g = z.shape[0]
+                out.append(self.model.token_log_probs(z.reshape(g * size, -1), batch.repeat(g)).sum(1).view(g, size))
+            return torch.cat(out)
         return self.token_log_probs(batch).sum(1)
+
+
+ROWS_PER_CALL = 1024  # sentences decoded at once when scoring many z per sentence (bounds memory)
 
 
 class SentenceVAE(nn.Module):
@@ -96,10 +117,13 @@ class SentenceVAE(nn.Module):
         self.latent_dim = c.latent
         self.embed = nn.Embedding(c.vocab_size, c.embedding, padding_idx=0)
         directions = 2 if c.bidirectional else 1
-        self.encoder = nn.LSTM(c.embedding, c.hidden, batch_first=True, bidirectional=c.bidirectional)
-        self.to_posterior = nn.Linear(directions * c.hidden, 2 * c.latent)
-        self.to_state = nn.Linear(c.latent, 2 * c.hidden) if c.z_to_initial_state else None
-        decoder_in = c.embedding + (c.latent if c.z_every_input else 0)
+        if c.language_model:
+            self.encoder = self.to_posterior = self.to_state = None
+        else:
+            self.encoder = nn.LSTM(c.embedding, c.hidden, batch_first=True, bidirectional=c.bidirectional)
+            self.to_posterior = nn.Linear(directions * c.hidden, 2 * c.latent)
+            self.to_state = nn.Linear(c.latent, 2 * c.hidden) if c.z_to_initial_state else None
+        decoder_in = c.embedding + (c.latent if c.z_every_input and not c.language_model else 0)
         self.decoder = nn.LSTM(decoder_in, c.hidden, batch_first=True)
         if c.tie_embeddings:
             self.project = nn.Linear(c.hidden, c.embedding)
@@ -114,12 +138,26 @@ class SentenceVAE(nn.Module):
         return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1, validate_args=False)
 
     def encode(self, batch: SentenceBatch) -> Distribution:
-        """``q(z|x)`` from the LSTM's final state(s) over the real tokens of each sentence."""
-        packed = pack_padded_sequence(self.embed(batch.tokens), batch.lengths.cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        _, (h, _) = self.encoder(packed)
-        final = torch.cat([h[-2], h[-1]], dim=-1) if self.config.bidirectional else h[-1]
+        """``q(z|x)`` from the LSTM's final state(s) over the real tokens of each sentence.
+
+        A unidirectional encoder runs over the padded batch and reads its output at each sentence's last
+        token (exact: later padding cannot reach earlier outputs); a bidirectional one packs the batch.
+        """
+        if self.encoder is None:
+            raise TypeError("the language model (model.arch = 'lstm-lm') has no encoder q(z|x)")
+        emb = self.embed(batch.tokens)
+        if self.config.bidirectional:
+            packed = pack_padded_sequence(emb, batch.lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, (h, _) = self.encoder(packed)
+            final = torch.cat([h[-2], h[-1]], dim=-1)
+        else:
+            out, _ = self.encoder(emb)
+            final = out[torch.arange(len(batch)), batch.lengths - 1]
         return diagonal_gaussian(self.to_posterior(final))
+
+    def log_prob(self, batch: SentenceBatch) -> torch.Tensor:
+        """The language model's exact ``log p(x)`` per sentence, ``(B,)`` (``z = None``)."""
+        return self.decode(None, batch_size=len(batch)).log_prob(batch)
 
     def decode(self, z: torch.Tensor | None, batch_size: int | None = None) -> AutoregressiveSequence:
         """``p(x|z)`` for ``z`` ``(B, Z)`` or ``(S, B, Z)``; ``z = None`` is the language model."""
@@ -146,13 +184,19 @@ class SentenceVAE(nn.Module):
             emb = torch.cat([emb, z[:, None, :].expand(-1, emb.shape[1], -1)], dim=-1)
         return emb
 
-    def decoder_logits(self, z: torch.Tensor | None, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits ``(B, T, V)``; positions past each length are computed but masked later."""
-        packed = pack_padded_sequence(self.decoder_inputs(z, inputs), lengths.cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        out, _ = self.decoder(packed, self.initial_state(z, inputs.shape[0]))
-        hidden, _ = pad_packed_sequence(out, batch_first=True, total_length=inputs.shape[1])
-        return self.logits(hidden)
+    def decoder_hidden(self, z: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced decoder states ``(B, T, H)`` over the padded inputs. Exact for every real position:
+        the decoder is causal, so the padding after a sentence cannot change its earlier states."""
+        out, _ = self.decoder(self.decoder_inputs(z, inputs), self.initial_state(z, inputs.shape[0]))
+        return out
+
+    def token_log_probs(self, z: torch.Tensor | None, batch: SentenceBatch) -> torch.Tensor:
+        """``log p(x_t | x_<t, z)`` ``(B, T)``, zero on padding. The output layer and softmax (most of the
+        arithmetic, with a 10k vocabulary) run on the real tokens only, gathered from the padded batch."""
+        hidden = self.decoder_hidden(z, batch.inputs)
+        real = hidden[batch.mask]                                   # (N tokens, H)
+        picked = -F.cross_entropy(self.logits(real), batch.tokens[batch.mask], reduction="none")
+        return hidden.new_zeros(batch.mask.shape).masked_scatter(batch.mask, picked)
 
     def step(self, z: torch.Tensor | None):
         """A step function for :mod:`vaekit.decoding` given one code ``z`` ``(1, Z)`` (or None for the LM).

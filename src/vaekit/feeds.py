@@ -1,0 +1,103 @@
+"""What the one trainer feeds a model: the plan of an epoch, its batches, and the validation batches.
+
+The training loop (:mod:`vaekit.train`) knows nothing of images or sentences; a feed does:
+
+* :class:`ImageFeed` -- the plan is a permutation of the training images; a batch indexes the uint8
+  tensor by a slice of it and binarises it afresh (Burda et al. 2016) or scales it to [0, 1].
+* :class:`TextFeed` -- the plan is a ``(batches, batch_size)`` table of sentence indices (-1 pads the
+  last row), bucketed by length (:func:`vaekit.data.text.bucket_batches`); a batch pads its sentences
+  into a :class:`SentenceBatch` and applies word dropout to the decoder inputs (Bowman et al. 2016,
+  Sec. 3.2), a training policy that evaluation never sees.
+
+A plan is one tensor, so it goes into the checkpoint and a resumed run continues inside the same epoch.
+Under torchrun every rank draws the same plan and takes its own part of each global step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import RunConfig
+from .data import ImageData, binarize
+from .data.text import TextData, bucket_batches, bucket_order, pad
+from .distributed import Dist
+from .errors import DataError
+from .models.sentence_vae import SentenceBatch
+from .text_policy import word_dropout
+
+
+class ImageFeed:
+    """Batches of images by indexing one uint8 tensor with a slice of a permutation."""
+
+    def __init__(self, config: RunConfig, data: ImageData, dist: Dist, val_x: torch.Tensor):
+        self.data, self.dist, self.val_x = data, dist, val_x
+        self.batch_size = config.train.batch_size
+        self.binarise = config.data.binarize == "dynamic"
+        n = len(data.train)
+        self.steps_per_epoch = math.ceil(n / self.batch_size) if not dist.active else n // (self.batch_size * dist.world)
+        if self.steps_per_epoch == 0:
+            raise DataError(f"{n} training examples make no batch of {self.batch_size} x {dist.world} processes: "
+                            "lower train.batch_size or use fewer processes")
+
+    def plan(self, generator: torch.Generator) -> torch.Tensor:
+        return torch.randperm(len(self.data.train), generator=generator)
+
+    def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator) -> tuple[torch.Tensor, int]:
+        """The ``index``-th batch of this rank and its size."""
+        start = index * self.batch_size * self.dist.world + self.dist.rank * self.batch_size
+        raw = self.data.train[plan[start:start + self.batch_size]]
+        x = binarize(raw, self.data.max_value, noise) if self.binarise else raw.float().div_(self.data.max_value)
+        return x, len(raw)
+
+    def validation_batches(self, batch_size: int = 1000):
+        """This rank's share of the validation set, in chunks (every ``world``-th example)."""
+        x = self.val_x[self.dist.rank::self.dist.world]
+        return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+
+
+class TextFeed:
+    """Bucketed batches of padded sentences, with word dropout on the decoder inputs."""
+
+    def __init__(self, config: RunConfig, data: TextData, dist: Dist, pool: int = 50):
+        self.data, self.dist, self.pool = data, dist, pool
+        self.batch_size = config.train.batch_size
+        self.word_dropout = config.train.word_dropout
+        self.vocab = data.vocab
+        batches = math.ceil(len(data.train) / self.batch_size)
+        self.steps_per_epoch = batches // dist.world
+        if self.steps_per_epoch == 0:
+            raise DataError(f"{len(data.train)} training sentences make no batch of {self.batch_size} x "
+                            f"{dist.world} processes: lower train.batch_size or use fewer processes")
+        self._val = None
+
+    def plan(self, generator: torch.Generator) -> torch.Tensor:
+        """Sentence indices of every batch of the epoch in order, ``(batches, batch_size)``, -1 where empty."""
+        lengths = [len(s) for s in self.data.train]
+        order = bucket_order(lengths, self.batch_size, generator, pool=self.pool)
+        table = torch.full((len(order), self.batch_size), -1, dtype=torch.int64)
+        for row, ids in enumerate(order):
+            table[row, :len(ids)] = torch.tensor(ids)
+        return table
+
+    def sentence_batch(self, ids: list[int], split: str = "train") -> SentenceBatch:
+        sentences = self.data.split(split)
+        padded = pad([sentences[i] for i in ids], ids)
+        return SentenceBatch.from_tokens(padded.tokens, padded.mask, self.vocab.bos)
+
+    def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator) -> tuple[SentenceBatch, int]:
+        row = plan[index * self.dist.world + self.dist.rank]
+        batch = self.sentence_batch(row[row >= 0].tolist())
+        if self.word_dropout > 0:
+            keep = ~batch.mask
+            keep[:, 0] = True  # <s> stays
+            batch = batch.with_inputs(word_dropout(batch.inputs, self.word_dropout, self.vocab.unk, keep, noise))
+        return batch, len(batch)
+
+    def validation_batches(self, batch_size: int = 256):
+        if self._val is None:
+            batches = bucket_batches(self.data.val, batch_size, shuffle=False)
+            self._val = [SentenceBatch.from_tokens(b.tokens, b.mask, self.vocab.bos) for b in batches]
+        return self._val[self.dist.rank::self.dist.world]
+

@@ -1,0 +1,135 @@
+"""Generating sentences from a sentence VAE (Bowman et al. 2016, Sec. 5) or its language model.
+
+* :func:`sample_sentences` -- ``z ~ p(z)`` (none for the LM), then greedy, ancestral (with temperature)
+  or beam decoding of ``p(x|z)``.
+* :func:`posterior_sentences` -- the sentences one sentence's code yields: ``z ~ q(z|x)``, decoded
+  greedily (the paper's Table 7 shows such samples).
+* :func:`homotopy` -- decode evenly spaced points on the line between the posterior means of two
+  sentences (the paper's Tables 8 and 9).
+* :func:`impute` -- complete the end of a sentence from its beginning: beam search continues the given
+  words under ``z``, and iterated conditional modes alternate ``z = E_q[z | prefix + completion]`` with
+  a new completion (Bowman et al., Sec. 4.2; ``icm = 0`` decodes once from ``z = E_q[z | prefix]``).
+
+Every function takes words and returns words; the model is used only through its three distributions
+and its one-step decoder (:meth:`SentenceVAE.step`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .data.text import Vocab
+from .decoding import beam_search, greedy, sample
+from .errors import VaekitError
+from .models import SentenceBatch, SentenceVAE
+
+METHODS = ("greedy", "sample", "beam")
+
+
+@dataclass
+class Generated:
+    words: list[str]
+    log_prob: float  # log p(words | z) of the decoded tokens (the prefix's excluded when imputing)
+
+
+def _has_latent(model: SentenceVAE) -> bool:
+    return model.encoder is not None
+
+
+def encode_words(model: SentenceVAE, vocab: Vocab, sentences: list[str]) -> torch.distributions.Distribution:
+    """``q(z|x)`` for sentences given as strings (whitespace-tokenised; unknown words become ``<unk>``)."""
+    if not _has_latent(model):
+        raise VaekitError("this run is a language model (model.arch = 'lstm-lm'): it has no code z to encode into")
+    ids = [torch.tensor(vocab.encode(s.split())) for s in sentences]
+    if any(len(i) == 1 for i in ids):
+        raise VaekitError("an empty sentence has nothing to encode: give at least one word")
+    lengths = torch.tensor([len(i) for i in ids])
+    tokens = torch.zeros(len(ids), int(lengths.max()), dtype=torch.int64)
+    for row, i in enumerate(ids):
+        tokens[row, :len(i)] = i
+    mask = torch.arange(tokens.shape[1])[None] < lengths[:, None]
+    return model.encode(SentenceBatch.from_tokens(tokens, mask, vocab.bos))
+
+
+def _decode(model: SentenceVAE, vocab: Vocab, z: torch.Tensor | None, method: str, max_length: int,
+            temperature: float, beam: int, generator: torch.Generator | None) -> Generated:
+    step = model.step(z)
+    if method == "greedy":
+        hyp = greedy(step, None, vocab.bos, vocab.eos, max_length)
+    elif method == "sample":
+        hyp = sample(step, None, vocab.bos, vocab.eos, max_length, temperature, generator)
+    elif method == "beam":
+        hyp = beam_search(step, None, vocab.bos, vocab.eos, beam, max_length, state_dim=1)[0]
+    else:
+        raise VaekitError(f"unknown decoding method {method!r}: choose {', '.join(METHODS)}")
+    return Generated(vocab.decode(hyp.tokens), hyp.log_prob)
+
+
+@torch.no_grad()
+def sample_sentences(model: SentenceVAE, vocab: Vocab, n: int = 10, method: str = "sample", temperature: float = 1.0,
+                     beam: int = 5, max_length: int = 40, seed: int = 0) -> list[Generated]:
+    """``n`` sentences from the model: ``z ~ N(0, I)`` then decoding (for the LM, decoding alone)."""
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    out = []
+    for _ in range(n):
+        z = None
+        if _has_latent(model):
+            z = torch.randn(1, model.latent_dim, generator=generator)
+        out.append(_decode(model, vocab, z, method, max_length, temperature, beam, generator))
+    return out
+
+
+@torch.no_grad()
+def posterior_sentences(model: SentenceVAE, vocab: Vocab, sentence: str, n: int = 5, method: str = "greedy",
+                        max_length: int = 40, seed: int = 0) -> list[Generated]:
+    """Decode ``n`` codes ``z ~ q(z|x)`` of one sentence (the first is the posterior mean)."""
+    model.eval()
+    q = encode_words(model, vocab, [sentence])
+    generator = torch.Generator().manual_seed(seed)
+    loc, scale = q.base_dist.loc, q.base_dist.scale
+    codes = [loc] + [loc + scale * torch.randn(loc.shape, generator=generator) for _ in range(n - 1)]
+    return [_decode(model, vocab, z, method, max_length, 1.0, 5, generator) for z in codes]
+
+
+@torch.no_grad()
+def homotopy(model: SentenceVAE, vocab: Vocab, first: str, second: str, steps: int = 5, method: str = "greedy",
+             max_length: int = 40) -> list[Generated]:
+    """Decode ``z(t) = (1 - t) mu_1 + t mu_2`` at ``steps`` evenly spaced ``t`` in [0, 1] (``steps >= 2``)."""
+    if steps < 2:
+        raise VaekitError(f"a homotopy needs at least 2 steps (got {steps})")
+    model.eval()
+    loc = encode_words(model, vocab, [first, second]).base_dist.loc
+    return [_decode(model, vocab, torch.lerp(loc[0:1], loc[1:2], t / (steps - 1)), method, max_length, 1.0, 5, None)
+            for t in range(steps)]
+
+
+@torch.no_grad()
+def impute(model: SentenceVAE, vocab: Vocab, prefix: str, beam: int = 5, icm: int = 3, max_length: int = 40
+           ) -> Generated:
+    """Complete ``prefix`` by beam search under ``z``; with ``icm`` rounds of iterated conditional modes
+    (``z`` <- posterior mean of the current full sentence, completion <- beam search given ``z``).
+    Returns the whole sentence; ``log_prob`` is that of the completed part given the prefix and ``z``."""
+    words = prefix.split()
+    if not words:
+        raise VaekitError("impute needs the beginning of a sentence: give at least one word")
+    model.eval()
+    z = encode_words(model, vocab, [prefix]).base_dist.loc if _has_latent(model) else None
+    completion = _complete(model, vocab, words, z, beam, max_length)
+    for _ in range(icm if z is not None else 0):
+        z = encode_words(model, vocab, [" ".join(words + completion.words)]).base_dist.loc
+        completion = _complete(model, vocab, words, z, beam, max_length)
+    return Generated(words + completion.words, completion.log_prob)
+
+
+def _complete(model: SentenceVAE, vocab: Vocab, words: list[str], z, beam: int, max_length: int) -> Generated:
+    """Teacher-force ``<s> words[:-1]`` through the decoder, then beam-search on from ``words[-1]``."""
+    ids = [vocab.bos] + [vocab.stoi.get(w, vocab.unk) for w in words]
+    step = model.step(z)
+    state = None
+    for token in ids[:-1]:
+        _, state = step(torch.tensor([token]), state)
+    hyp = beam_search(step, state, ids[-1], vocab.eos, beam, max(1, max_length - len(words)), state_dim=1)[0]
+    return Generated(vocab.decode(hyp.tokens), hyp.log_prob)
