@@ -1,0 +1,166 @@
+"""Sentence models through the one trainer, evaluation, generation and the CLI."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from vaekit import checkpoint
+from vaekit.cli import main
+from vaekit.config import load_recipe
+from vaekit.distributed import Dist
+from vaekit.errors import ConfigError
+from vaekit.evaluate import evaluate_text
+from vaekit.feeds import TextFeed
+from vaekit.models import sentence_vae
+from vaekit.report import evaluate_run, text_batches
+from vaekit.runs import load_data, load_model
+from vaekit.train import train
+
+WORDS = "the a cat dog sat ran on under mat log big small red".split()
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A text file of 300 short sentences from a tiny grammar (one sentence per line)."""
+    g = torch.Generator().manual_seed(0)
+    pick = lambda options: options[int(torch.randint(len(options), (1,), generator=g))]
+    lines = []
+    for _ in range(300):
+        noun, verb, place = pick(["cat", "dog"]), pick(["sat", "ran"]), pick(["mat", "log"])
+        adjective = [pick(["big", "small", "red"])] if torch.rand(1, generator=g) < 0.5 else []
+        lines.append(" ".join(["the", *adjective, noun, verb, pick(["on", "under"]), "the", place]))
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tiny(path, *extra):
+    return load_recipe(None, [f"data.path={path}", "model.arch=lstm", "model.embedding=8", "model.hidden=12",
+                              "model.latent=3", "train.batch_size=16", "train.epochs=2", "train.word_dropout=0.3",
+                              "train.kl_schedule=linear", "train.kl_warmup=20", "eval.k=20", "eval.sample_chunk=7",
+                              "eval.batch_size=32", *extra])
+
+
+def test_a_sentence_vae_trains_and_resumes_exactly_with_word_dropout(tmp_path, corpus):
+    config = tiny(corpus)
+    whole = train(config, tmp_path / "whole", progress=False)
+    steps = whole.step
+    assert steps == 2 * math.ceil(len(load_data(config.data).train) / 16)
+    half = load_recipe(None, [f"train.max_steps={steps // 2 + 3}"], base=config.to_dict())  # stops mid-epoch 2
+    train(half, tmp_path / "split", progress=False)
+    resumed = train(config, tmp_path / "split", resume=True, progress=False)
+    for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    lines = [json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["train_bound"] > lines[0]["train_bound"]  # it learns
+    assert {"tokens_per_s", "train_nll_per_token", "val_elbo", "val_kl"} <= set(lines[-1])
+    assert checkpoint.load(tmp_path / "whole")["vocab"][:4] == ["<pad>", "<unk>", "<s>", "</s>"]
+
+
+def test_word_dropout_touches_training_batches_only(corpus):
+    config = tiny(corpus, "train.word_dropout=1.0")
+    data = load_data(config.data)
+    feed = TextFeed(config, data, Dist())
+    plan = feed.plan(torch.Generator().manual_seed(0))
+    batch, size = feed.batch(plan, 0, torch.Generator().manual_seed(1))
+    assert size == len(batch) == 16
+    real = batch.mask.clone()
+    real[:, 0] = False
+    assert (batch.inputs[real] == data.vocab.unk).all() and (batch.inputs[:, 0] == data.vocab.bos).all()
+    assert (batch.inputs[~batch.mask] == 0).all()  # padding stays padding
+    for val in feed.validation_batches():  # evaluation sees the true words
+        expected = torch.cat([torch.full_like(val.tokens[:, :1], data.vocab.bos), val.tokens[:, :-1]], 1)
+        assert torch.equal(val.inputs, expected.masked_fill(~val.mask, 0))
+
+
+def test_the_plan_covers_every_sentence_once_per_epoch(corpus):
+    config = tiny(corpus)
+    data = load_data(config.data)
+    plan = TextFeed(config, data, Dist()).plan(torch.Generator().manual_seed(0))
+    seen = plan[plan >= 0].sort().values
+    assert torch.equal(seen, torch.arange(len(data.train)))
+
+
+def test_scoring_many_codes_in_groups_equals_one_code_at_a_time(monkeypatch, corpus):
+    config = tiny(corpus)
+    data = load_data(config.data)
+    from vaekit.runs import build_sentence_model
+
+    torch.manual_seed(0)
+    model = build_sentence_model(config.model, data.vocab).eval()
+    batch = text_batches(data, "test", 8)[0]
+    z = torch.randn(5, len(batch), 3)
+    monkeypatch.setattr(sentence_vae, "ROWS_PER_CALL", 2 * len(batch))  # groups of 2, 2 and 1 codes
+    grouped = model.decode(z).log_prob(batch)
+    single = torch.stack([model.decode(zi).log_prob(batch) for zi in z])
+    assert grouped.shape == (5, len(batch))
+    assert torch.allclose(grouped, single, atol=1e-5)
+
+
+def test_text_evaluation_is_consistent_and_the_lm_is_scored_exactly(tmp_path, corpus):
+    run = tmp_path / "vae"
+    train(tiny(corpus), run, progress=False)
+    report = evaluate_run(run, k=50, split="test")
+    assert report["ppl"] == pytest.approx(math.exp(report["nll"] * report["n"] / report["tokens"]), rel=1e-6)
+    assert report["nll"] <= -report["elbo"] + 0.5  # IS with K = 50 is at least as tight as the ELBO (noise)
+    assert 0 <= report["active_units"] <= 3 and 0 <= report["reconstruction_accuracy"] <= 1
+    lm = tmp_path / "lm"
+    train(tiny(corpus, "model.arch=lstm-lm", "train.objective=mle", "train.kl_schedule=none"), lm, progress=False)
+    _, model, _ = load_model(lm)
+    data = load_data(tiny(corpus).data)
+    batches = text_batches(data, "test", 32)
+    exact = -torch.cat([model.log_prob(b) for b in batches]).double().mean().item()
+    result = evaluate_text(model, batches)
+    assert result["k"] is None and result["nll"] == pytest.approx(exact, rel=1e-9)
+    assert "kl" not in result
+
+
+def test_sentence_configs_that_do_not_fit_are_refused_with_the_fix(corpus):
+    with pytest.raises(ConfigError, match="does not fit the data"):
+        load_recipe(None, ["model.arch=lstm"])  # MNIST with an LSTM
+    with pytest.raises(ConfigError, match="trains with train.objective = 'mle'"):
+        load_recipe(None, [f"data.path={corpus}", "model.arch=lstm-lm"])
+    with pytest.raises(ConfigError, match="word_dropout applies to sentence models"):
+        load_recipe(None, ["train.word_dropout=0.2"])
+    with pytest.raises(ConfigError, match="probability"):
+        tiny(corpus, "train.word_dropout=1.5")
+
+
+def test_cli_generates_from_a_sentence_run(tmp_path, corpus, capsys):
+    run = tmp_path / "run"
+    train(tiny(corpus), run, progress=False)
+    assert main(["sample", str(run), "--n", "3", "--method", "beam"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    assert main(["reconstruct", str(run), "the dog sat on the mat", "--n", "4"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    assert main(["interpolate", str(run), "the cat sat on the mat", "the big dog ran under the log",
+                 "--steps", "4"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    assert main(["impute", str(run), "the big", "--icm", "2"]) == 0
+    assert capsys.readouterr().out.startswith("the big")
+    assert main(["eval", str(run), "--k", "10", "--limit", "20"]) == 0
+    assert "perplexity" in capsys.readouterr().out
+    assert main(["impute", str(run), "  "]) == 2
+    assert "at least one word" in capsys.readouterr().err
+
+
+def test_generation_verbs_refuse_an_image_run(tmp_path, tiny_images, capsys):
+    from vaekit.config import load_recipe as recipe
+
+    run = tmp_path / "img"
+    train(recipe(None, ["model.hidden=16", "model.latent=2", "train.epochs=1", "train.batch_size=50"]), run,
+          data=tiny_images, progress=False)
+    assert main(["interpolate", str(run), "a b", "c d"]) == 2
+    assert "works on sentence models" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_sentence_vae_trains_on_a_slice_of_the_penn_treebank(tmp_path):
+    config = load_recipe("recipes/ptb_vae.toml", ["data.limit=256", "data.eval_limit=64", "model.embedding=16",
+                                                  "model.hidden=16", "train.epochs=1", "eval.k=5"])
+    result = train(config, tmp_path / "ptb", progress=False)
+    assert result.finished and result.step == 8
+    report = evaluate_run(tmp_path / "ptb", split="test", limit=32)
+    assert report["n"] == 32 and math.isfinite(report["nll"]) and report["ppl"] > 1
