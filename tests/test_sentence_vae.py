@@ -87,3 +87,22 @@ def test_beam_search_through_the_model_matches_its_own_scores():
         scored = model.decode(z).log_prob(batch_of([torch.tensor(best.tokens)]))
     if best.tokens[-1] == 3:
         assert best.log_prob == pytest.approx(scored.item(), abs=1e-4)
+
+
+def test_token_nll_equals_cross_entropy_with_exact_gradients_even_when_probabilities_underflow():
+    import torch.nn.functional as F
+
+    from vaekit.models.sentence_vae import token_nll
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 9, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(9, (6,))
+    assert torch.autograd.gradcheck(lambda l: token_nll(l, target), (logits,))
+    extreme = torch.tensor([[0.0, -200.0, 3.0], [50.0, -60.0, 0.0]], requires_grad=True)  # p(target) < 1e-38
+    picks = torch.tensor([1, 1])
+    ours = token_nll(extreme, picks)
+    reference = F.cross_entropy(extreme, picks, reduction="none")
+    assert torch.allclose(ours, reference) and torch.isfinite(ours).all()
+    grad_ours, = torch.autograd.grad(ours.sum(), extreme)
+    grad_ref, = torch.autograd.grad(reference.sum(), extreme)
+    assert torch.allclose(grad_ours, grad_ref)

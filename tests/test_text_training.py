@@ -113,7 +113,7 @@ def test_text_evaluation_is_consistent_and_the_lm_is_scored_exactly(tmp_path, co
     batches = text_batches(data, "test", 32)
     exact = -torch.cat([model.log_prob(b) for b in batches]).double().mean().item()
     result = evaluate_text(model, batches)
-    assert result["k"] is None and result["nll"] == pytest.approx(exact, rel=1e-9)
+    assert result["k"] is None and result["nll"] == pytest.approx(exact, rel=1e-6)  # float32 rounding
     assert "kl" not in result
 
 

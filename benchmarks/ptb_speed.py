@@ -1,0 +1,132 @@
+"""Training speed of the sentence VAE on the Penn Treebank: vaekit's trainer against a reference loop.
+
+The reference is written the way public sentence-VAE code is: random (unbucketed) batches of 32
+sentences padded to the longest, ``nn.Embedding`` -> ``nn.LSTM`` encoder -> Gaussian z -> ``nn.LSTM``
+decoder (z to the initial state and to every input) -> a full ``nn.Linear`` + softmax over the 10k
+vocabulary at every position, padded ones included, with the padding masked out of the loss
+afterwards; Adam. vaekit runs its real trainer (:func:`vaekit.train.train`) on the same model sizes
+(``recipes/ptb_vae.toml``), which buckets batches by length and applies the output layer to real
+tokens only. Both are timed in this one process, alternately, on the first ``--sentences`` training
+sentences, and both count real tokens (words + ``</s>``) per second.
+
+    python benchmarks/ptb_speed.py [--sentences 3200] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, record  # noqa: E402
+
+from vaekit.config import load_recipe  # noqa: E402
+from vaekit.data.text import pad  # noqa: E402
+from vaekit.runs import load_data  # noqa: E402
+from vaekit.train import train  # noqa: E402
+
+SCRIPT = "ptb_speed"
+RECIPE = ROOT / "recipes" / "ptb_vae.toml"
+
+
+class ReferenceSentenceVAE(nn.Module):
+    """A straightforward sentence VAE: logits for every padded position."""
+
+    def __init__(self, vocab: int, embedding: int, hidden: int, latent: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embedding, padding_idx=0)
+        self.encoder = nn.LSTM(embedding, hidden, batch_first=True)
+        self.to_mu, self.to_logvar = nn.Linear(hidden, latent), nn.Linear(hidden, latent)
+        self.to_state = nn.Linear(latent, 2 * hidden)
+        self.decoder = nn.LSTM(embedding + latent, hidden, batch_first=True)
+        self.output = nn.Linear(hidden, vocab)
+
+    def forward(self, tokens, inputs, lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        _, (h, _) = self.encoder(packed)
+        mu, logvar = self.to_mu(h[-1]), self.to_logvar(h[-1])
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        h0, c0 = torch.tanh(self.to_state(z)).chunk(2, -1)
+        emb = torch.cat([self.embed(inputs), z[:, None].expand(-1, inputs.shape[1], -1)], -1)
+        out, _ = self.decoder(emb, (h0[None].contiguous(), c0[None].contiguous()))
+        logits = self.output(out)                                   # (B, T, V): padding included
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1), ignore_index=0,
+                              reduction="sum")
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        return nll + kl
+
+
+def reference_tokens_per_s(sentences, vocab, config, seconds: float) -> float:
+    torch.manual_seed(0)
+    m = config.model
+    model = ReferenceSentenceVAE(vocab, m.embedding, m.hidden[0], m.latent)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    order = torch.randperm(len(sentences)).tolist()
+    batch_size = config.train.batch_size
+    tokens, start = 0, time.perf_counter()
+    for b in range(0, len(order), batch_size):
+        ids = order[b:b + batch_size]
+        batch = pad([sentences[i] for i in ids])
+        inputs = torch.cat([torch.full_like(batch.tokens[:, :1], 2), batch.tokens[:, :-1]], 1).masked_fill(~batch.mask, 0)
+        loss = model(batch.tokens, inputs, batch.lengths) / len(ids)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        optimizer.step()
+        tokens += int(batch.lengths.sum())
+        if time.perf_counter() - start > seconds:
+            break
+    return tokens / (time.perf_counter() - start)
+
+
+def vaekit_tokens_per_s(config, data) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        train(config, Path(tmp) / "run", data=data, progress=False)
+        lines = [json.loads(l) for l in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    return lines[-1]["tokens_per_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=int, default=3200, help="training sentences per timed epoch")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--reference-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    command = f"python benchmarks/ptb_speed.py --sentences {args.sentences} --repeats {args.repeats}"
+    config = load_recipe(RECIPE, [f"data.limit={args.sentences}", "data.eval_limit=64", "train.epochs=1",
+                                  "train.val_every=0", "train.kl_schedule=none", "train.word_dropout=0"])
+    data = load_data(config.data)
+    ref, ours = [], []
+    for r in range(args.repeats):
+        ref.append(reference_tokens_per_s(data.train, len(data.vocab), config, args.reference_seconds))
+        ours.append(vaekit_tokens_per_s(config, data))
+        print(f"repeat {r + 1}: reference {ref[-1]:.0f} tokens/s, vaekit {ours[-1]:.0f} tokens/s", file=sys.stderr)
+    ref_speed, our_speed = statistics.median(ref), statistics.median(ours)
+    real = sum(len(s) for s in data.train)
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0)).tolist()
+    padded = sum(len(ids) * max(len(data.train[i]) for i in ids)
+                 for ids in (order[b:b + config.train.batch_size] for b in range(0, len(order), config.train.batch_size)))
+    m = config.model
+    common = (f"LSTM sentence VAE, embedding {m.embedding}, hidden {m.hidden[0]}, z {m.latent}, vocabulary "
+              f"{len(data.vocab)}, batch {config.train.batch_size}, fp32, {torch.get_num_threads()} torch threads, "
+              f"first {args.sentences} PTB training sentences")
+    record(SCRIPT, "ptb_train_speedup_vs_reference", our_speed / ref_speed, "ratio", command,
+           f"{common}; vaekit trainer {our_speed:.0f} vs padded-batch reference {ref_speed:.0f} real tokens/s "
+           f"(medians of {args.repeats} alternated runs); unbucketed padding makes the reference compute "
+           f"{padded / real:.2f}x the real tokens in its output layer")
+    record(SCRIPT, "ptb_train_tokens_per_s", our_speed, "tokens/s", command, common)
+    record(SCRIPT, "ptb_reference_tokens_per_s", ref_speed, "tokens/s", command, common)
+
+
+if __name__ == "__main__":
+    main()
