@@ -144,6 +144,13 @@ def test_cli_generates_from_a_sentence_run(tmp_path, corpus, capsys):
     assert "perplexity" in capsys.readouterr().out
     assert main(["impute", str(run), "  "]) == 2
     assert "at least one word" in capsys.readouterr().err
+    from vaekit.export import load_exported
+
+    assert main(["export", str(run), "--out", str(tmp_path / "exported")]) == 0
+    _, exported = load_exported(tmp_path / "exported")
+    _, original, _ = load_model(run)
+    for (name, a), (_, b) in zip(original.state_dict().items(), exported.state_dict().items()):
+        assert torch.equal(a, b), name
 
 
 def test_generation_verbs_refuse_an_image_run(tmp_path, tiny_images, capsys):

@@ -8,7 +8,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from .config import RunConfig
-from .models import VAE, build_model
+from .models import VAE, SentenceVAE, build_model
 from .runs import load_model
 
 EXPORT_FORMAT = "vaekit-export/1"
@@ -23,16 +23,24 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     save_file(tensors, out / "model.safetensors", metadata={"format": EXPORT_FORMAT})
     (out / "config.json").write_text(json.dumps({"format": EXPORT_FORMAT, "config": config.to_dict(),
                                                  "shape": list(state["shape"]),
-                                                 "likelihood": state["likelihood"]}, indent=2) + "\n")
+                                                 "likelihood": state["likelihood"],
+                                                 **({"vocab": state["vocab"]} if "vocab" in state else {})},
+                                                indent=2) + "\n")
     return out
 
 
-def load_exported(directory: str | Path) -> tuple[RunConfig, VAE]:
+def load_exported(directory: str | Path) -> tuple[RunConfig, VAE | SentenceVAE]:
     """Rebuild an exported model (in eval mode) from ``model.safetensors`` + ``config.json``."""
     directory = Path(directory)
     meta = json.loads((directory / "config.json").read_text())
     config = RunConfig.from_dict(meta["config"])
-    model = build_model(config.model, tuple(meta["shape"]), meta["likelihood"])
+    if "vocab" in meta:  # a sentence model: its vocabulary is part of the export
+        from .data.text import Vocab
+        from .runs import build_sentence_model
+
+        model = build_sentence_model(config.model, Vocab(meta["vocab"]))
+    else:
+        model = build_model(config.model, tuple(meta["shape"]), meta["likelihood"])
     model.load_state_dict(load_file(directory / "model.safetensors"))
     model.eval()
     return config, model
