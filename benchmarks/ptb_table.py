@@ -1,0 +1,86 @@
+"""The Penn Treebank table of issue 3 (Bowman et al. 2016): LM, VAE without tricks, + KL annealing,
++ word dropout, + free bits; each trained by the one trainer and scored on the test split.
+
+    python benchmarks/ptb_table.py --variant lm          # one row at a time (about an hour of training each
+    python benchmarks/ptb_table.py --variant vae         # on two cores, plus the K = 500 evaluation)
+    python benchmarks/ptb_table.py --variant all
+
+Every variant is ``recipes/ptb_vae.toml`` with the overrides in ``VARIANTS``, so the rows differ in the
+training policy alone. A run lives in ``runs/ptb_table/<variant>/`` and is resumed exactly when the
+command is repeated (its checkpoint, with Adam's state, is ~75 MB: not kept in the repository).
+Figures: ``ptb_<variant>_test_{nll,ppl,kl,mi,active_units,train_hours}``; the ``vae`` row (the recipe as
+it stands: annealing + word dropout) also writes the issue's ``ptb_vae_*`` names, and with the ``lm`` row
+present, ``ptb_vae_minus_lm_test_nll``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ROOT, record  # noqa: E402
+
+from vaekit import checkpoint  # noqa: E402
+from vaekit.config import load_recipe  # noqa: E402
+from vaekit.report import evaluate_run  # noqa: E402
+from vaekit.train import train  # noqa: E402
+
+SCRIPT = "ptb_table"
+RECIPE = ROOT / "recipes" / "ptb_vae.toml"
+PLAIN = ["train.kl_schedule=none", "train.word_dropout=0"]
+VARIANTS = {
+    "lm": ["model.arch=lstm-lm", "train.objective=mle", *PLAIN],
+    "vae_plain": PLAIN,                                        # no tricks: KL collapses (Bowman et al., Sec. 3.1)
+    "vae_anneal": ["train.word_dropout=0"],                    # + logistic KL annealing
+    "vae": [],                                                 # + word dropout (the recipe as it stands)
+    "vae_freebits": ["train.free_bits=0.25"],                  # + free bits (Kingma et al. 2016)
+}
+
+
+def run_variant(name: str, k: int, threads: int) -> dict:
+    config = load_recipe(RECIPE, [*VARIANTS[name], f"name=ptb_{name}"]
+                         + ([f"train.threads={threads}"] if threads else []))
+    run_dir = ROOT / "runs" / "ptb_table" / name
+    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
+    if result.interrupted:
+        sys.exit(130)  # checkpoint written: repeat the command to continue
+    report = evaluate_run(run_dir, k=k, split="test")
+    command = f"python benchmarks/ptb_table.py --variant {name}"
+    status = "finished" if report["finished"] else "NOT finished"
+    notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}); {report['n']} test sentences, "
+             f"{report['tokens']} tokens (words + </s>); overrides {VARIANTS[name] or 'none'}")
+    latent = report.get("k") is not None
+    estimate = f"importance-sampled, K = {report['k']}" if latent else "exact"
+    figures = {"test_nll": (report["nll"], "nats/sentence", estimate), "test_ppl": (report["ppl"], "ppl", estimate)}
+    if latent:
+        figures.update({"test_kl": (report["kl"], "nats", ""), "test_mi": (report["mutual_information"], "nats", ""),
+                        "active_units": (report["active_units"], f"of {report['latent_dim']}", "")})
+    figures["train_hours"] = (report["train_seconds"] / 3600, "hours", "")
+    for key, (value, unit, extra) in figures.items():
+        record(SCRIPT, f"ptb_{name}_{key}", value, unit, command, f"{extra + '; ' if extra else ''}{notes}")
+        if name == "vae":
+            record(SCRIPT, f"ptb_vae_{key}", value, unit, command, f"{extra + '; ' if extra else ''}{notes}")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", required=True, choices=[*VARIANTS, "all"])
+    parser.add_argument("--k", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    for name in (VARIANTS if args.variant == "all" else [args.variant]):
+        run_variant(name, args.k, args.threads)
+    recorded = {r["metric"]: r for r in json.loads((RESULTS / f"{SCRIPT}.json").read_text())}
+    if "ptb_vae_test_nll" in recorded and "ptb_lm_test_nll" in recorded:
+        difference = recorded["ptb_vae_test_nll"]["value"] - recorded["ptb_lm_test_nll"]["value"]
+        record(SCRIPT, "ptb_vae_minus_lm_test_nll", difference, "nats/sentence",
+               "python benchmarks/ptb_table.py --variant all",
+               "vae row minus lm row (negative: the VAE's importance-sampled NLL is below the LM's exact NLL)")
+
+
+if __name__ == "__main__":
+    main()
