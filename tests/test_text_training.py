@@ -171,3 +171,29 @@ def test_a_sentence_vae_trains_on_a_slice_of_the_penn_treebank(tmp_path):
     assert result.finished and result.step == 8
     report = evaluate_run(tmp_path / "ptb", split="test", limit=32)
     assert report["n"] == 32 and math.isfinite(report["nll"]) and report["ppl"] > 1
+
+
+def test_imputation_split_and_adversarial_error_have_known_answers():
+    from vaekit.imputation import adversarial_error, split_ending
+
+    assert split_ending("a b c d e f g h i j".split()) == ("a b c d e f g h".split(), ["i", "j"])
+    assert split_ending(["a", "b"]) == (["a"], ["b"])
+    g = torch.Generator().manual_seed(0)
+    sents = [[WORDS[int(i)] for i in torch.randint(len(WORDS), (6,), generator=g)] for _ in range(60)]
+    assert adversarial_error(sents, [list(s) for s in sents]) == 0.5  # identical pairs: a coin flip at best
+    other = [[w.upper() for w in s] for s in sents]                  # disjoint words: trivially told apart
+    assert adversarial_error(sents, other) == 0.0
+    with pytest.raises(ValueError, match="same number"):
+        adversarial_error(sents, other[:-1])
+
+
+def test_imputed_endings_keep_the_beginning(tmp_path, corpus):
+    from vaekit.data.text import Vocab
+    from vaekit.imputation import impute_endings
+
+    run = tmp_path / "run"
+    train(tiny(corpus), run, progress=False)
+    _, model, state = load_model(run)
+    sentences = [["the", "big", "dog", "sat", "on", "the", "mat"], ["the", "cat"]]
+    out = impute_endings(model, Vocab(state["vocab"]), sentences, icm=1, beam=3)
+    assert out[0][:5] == sentences[0][:5] and out[1][:1] == ["the"]

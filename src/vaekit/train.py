@@ -36,7 +36,7 @@ from .config import RunConfig
 from .distributed import Dist, rank_seeds, setup
 from .data import ImageData
 from .data.text import TextData
-from .errors import CheckpointError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .feeds import ImageFeed, TextFeed
 from .models import build_model
 from .objectives import elbo, exact_log_likelihood, objective
@@ -149,6 +149,9 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
 
     data = load_data(config.data) if data is None else data
     text = isinstance(data, TextData)
+    if text and dist.active:
+        raise ConfigError("sentence models train in one process for now (data-parallel text training is not "
+                          "tested yet): run without torchrun / --nproc")
     likelihood = resolve_likelihood(config, data)
     shape = (len(data.vocab),) if text else data.shape  # recorded in checkpoints, checked on resume
     saved = None

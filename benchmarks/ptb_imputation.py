@@ -1,0 +1,54 @@
+"""Bowman et al. (2016, Sec. 4.2) imputation on the Penn Treebank test set: the last 20% of each sentence
+is removed and completed by the VAE (beam search with iterated conditional modes) and by the LSTM LM
+(beam search); a unigram logistic-regression classifier is trained on half of the (true, imputed) pairs
+and its error on the other half is reported (higher is better; 50% = indistinguishable).
+
+Needs the trained rows of ``benchmarks/ptb_table.py`` (``runs/ptb_table/vae`` and ``runs/ptb_table/lm``).
+
+    python benchmarks/ptb_imputation.py [--sentences 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, record  # noqa: E402
+
+from vaekit.data.text import Vocab  # noqa: E402
+from vaekit.imputation import adversarial_error, impute_endings  # noqa: E402
+from vaekit.runs import load_data, load_model  # noqa: E402
+
+SCRIPT = "ptb_imputation"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=int, default=1000, help="first N test sentences of 2+ words")
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--icm", type=int, default=3)
+    args = parser.parse_args()
+    command = f"python benchmarks/ptb_imputation.py --sentences {args.sentences}"
+    for row in ("vae", "lm"):
+        run = ROOT / "runs" / "ptb_table" / row
+        config, model, state = load_model(run)
+        vocab = Vocab(state["vocab"])
+        data = load_data(config.data)
+        true = [vocab.decode(s) for s in data.test]
+        true = [s for s in true if len(s) >= 2][: args.sentences]
+        start = time.perf_counter()
+        generated = impute_endings(model, vocab, true, beam=args.beam, icm=args.icm)
+        seconds = time.perf_counter() - start
+        error = adversarial_error(true, generated)
+        notes = (f"{len(true)} PTB test sentences of 2+ words, last 20% removed; beam {args.beam}"
+                 + (f", {args.icm} ICM rounds" if row == "vae" else "") + f"; imputation {seconds:.0f} s; "
+                 f"model {run.relative_to(ROOT)} at {state['epoch']} epochs")
+        record(SCRIPT, f"ptb_{row}_imputation_unigram_adversarial_error", error, "fraction", command, notes)
+        print("examples:", *(" ".join(g) for g in generated[:5]), sep="\n  ", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
