@@ -27,7 +27,7 @@ def batch_of(sents):
 
 @pytest.mark.parametrize("options", [dict(), dict(bidirectional=True, z_every_input=True),
                                      dict(tie_embeddings=True, z_to_initial_state=False, z_every_input=True),
-                                     dict(inputless=True)])
+                                     dict(inputless=True), dict(dropout=0.5)])  # dropout: off in eval mode
 def test_a_sentence_scores_the_same_in_a_padded_batch_as_alone(options):
     torch.manual_seed(0)
     model = SentenceVAE(SentenceVAEConfig(VOCAB, embedding=8, hidden=12, latent=3, **options)).eval()
@@ -106,3 +106,14 @@ def test_token_nll_equals_cross_entropy_with_exact_gradients_even_when_probabili
     grad_ours, = torch.autograd.grad(ours.sum(), extreme)
     grad_ref, = torch.autograd.grad(reference.sum(), extreme)
     assert torch.allclose(grad_ours, grad_ref)
+
+
+def test_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    model = SentenceVAE(SentenceVAEConfig(VOCAB, embedding=8, hidden=12, latent=3, dropout=0.5))
+    batch = batch_of(sentences())
+    z = torch.randn(len(batch), 3)
+    model.train()
+    assert not torch.allclose(model.decode(z).log_prob(batch), model.decode(z).log_prob(batch))
+    model.eval()
+    assert torch.equal(model.decode(z).log_prob(batch), model.decode(z).log_prob(batch))

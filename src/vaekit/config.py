@@ -54,6 +54,7 @@ class ModelConfig:
     z_every_input: bool = False      # concatenate z to every decoder input
     inputless: bool = False          # the decoder sees no words, only <s> and <unk> (the paper's variant)
     tie_embeddings: bool = False     # output layer shares the embedding matrix
+    dropout: float = 0.0             # dropout on embeddings and LSTM outputs (Zaremba et al. 2014); 0 = off
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,10 @@ class RunConfig:
             raise ConfigError(f"train.word_dropout = {self.train.word_dropout}: must be a probability in [0, 1]")
         if self.train.word_dropout and not text_arch:
             raise ConfigError("train.word_dropout applies to sentence models (model.arch = lstm | lstm-lm)")
+        if not 0 <= self.model.dropout < 1:
+            raise ConfigError(f"model.dropout = {self.model.dropout}: must be in [0, 1)")
+        if self.model.dropout and not text_arch:
+            raise ConfigError("model.dropout applies to sentence models (model.arch = lstm | lstm-lm)")
         if text_arch and self.model.latent_type != "gaussian":
             raise ConfigError("sentence models have a Gaussian z: set model.latent_type = 'gaussian'")
         if self.train.objective == "iwae" and (self.train.beta != 1.0 or self.train.kl_schedule != "none"

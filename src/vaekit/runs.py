@@ -71,7 +71,8 @@ def build_sentence_model(config: ModelConfig, vocab: Vocab) -> SentenceVAE:
         vocab_size=len(vocab), embedding=config.embedding, hidden=config.hidden[0] if config.hidden else 191,
         latent=config.latent, bidirectional=config.bidirectional, z_to_initial_state=config.z_to_initial_state,
         z_every_input=config.z_every_input, inputless=config.inputless, tie_embeddings=config.tie_embeddings,
-        unk_id=vocab.unk, bos_id=vocab.bos, eos_id=vocab.eos, language_model=config.arch == "lstm-lm"))
+        unk_id=vocab.unk, bos_id=vocab.bos, eos_id=vocab.eos, language_model=config.arch == "lstm-lm",
+        dropout=config.dropout))
 
 
 def resolve_likelihood(config: RunConfig, data: ImageData | TextData) -> str:

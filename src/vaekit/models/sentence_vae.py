@@ -70,6 +70,7 @@ class SentenceVAEConfig:
     inputless: bool = False           # the decoder sees only <s> / <unk> (the paper's "inputless" variant)
     tie_embeddings: bool = False      # output layer shares the embedding matrix (needs a projection H -> E)
     language_model: bool = False      # no encoder and no z: the LSTM language model with the same decoder
+    dropout: float = 0.0              # on embeddings and LSTM outputs, training only (Zaremba et al. 2014)
     unk_id: int = 1
     bos_id: int = 2
     eos_id: int = 3
@@ -130,6 +131,7 @@ class SentenceVAE(nn.Module):
             self.output_bias = nn.Parameter(torch.zeros(c.vocab_size))
         else:
             self.output = nn.Linear(c.hidden, c.vocab_size)
+        self.drop = nn.Dropout(c.dropout)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     # the three distributions -----------------------------------------------------------------
@@ -145,7 +147,7 @@ class SentenceVAE(nn.Module):
         """
         if self.encoder is None:
             raise TypeError("the language model (model.arch = 'lstm-lm') has no encoder q(z|x)")
-        emb = self.embed(batch.tokens)
+        emb = self.drop(self.embed(batch.tokens))
         if self.config.bidirectional:
             packed = pack_padded_sequence(emb, batch.lengths.cpu(), batch_first=True, enforce_sorted=False)
             _, (h, _) = self.encoder(packed)
@@ -179,7 +181,7 @@ class SentenceVAE(nn.Module):
     def decoder_inputs(self, z: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
         if self.config.inputless:
             inputs = torch.where(inputs == self.config.bos_id, inputs, torch.full_like(inputs, self.config.unk_id))
-        emb = self.embed(inputs)
+        emb = self.drop(self.embed(inputs))
         if self.config.z_every_input and z is not None:
             emb = torch.cat([emb, z[:, None, :].expand(-1, emb.shape[1], -1)], dim=-1)
         return emb
@@ -188,7 +190,7 @@ class SentenceVAE(nn.Module):
         """Teacher-forced decoder states ``(B, T, H)`` over the padded inputs. Exact for every real position:
         the decoder is causal, so the padding after a sentence cannot change its earlier states."""
         out, _ = self.decoder(self.decoder_inputs(z, inputs), self.initial_state(z, inputs.shape[0]))
-        return out
+        return self.drop(out)
 
     def token_log_probs(self, z: torch.Tensor | None, batch: SentenceBatch) -> torch.Tensor:
         """``log p(x_t | x_<t, z)`` ``(B, T)``, zero on padding. The output layer and softmax (most of the
