@@ -118,7 +118,7 @@ def evaluate_text(model, batches, k: int = 500, sample_chunk: int = 50, seed: in
 
     ``nll`` is nats per sentence (importance-sampled with ``k`` samples for a VAE, exact for a language
     model), ``ppl = exp(sum NLL / tokens)`` with ``tokens`` = words + ``</s>``. For a VAE also the ELBO,
-    KL, mutual information (first 2000 sentences), active units and reconstruction accuracy.
+    KL, mutual information (all sentences up to 5000), active units and reconstruction accuracy.
     """
     model.eval()
     if progress is None:
