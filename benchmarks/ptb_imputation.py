@@ -5,7 +5,7 @@ and its error on the other half is reported (higher is better; 50% = indistingui
 
 Needs the trained rows of ``benchmarks/ptb_table.py`` (``runs/ptb_table/vae`` and ``runs/ptb_table/lm``).
 
-    python benchmarks/ptb_imputation.py [--sentences 1000]
+    python benchmarks/ptb_imputation.py [--sentences 1000] [--rows vae,lm]
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=1000, help="first N test sentences of 2+ words")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--icm", type=int, default=3)
+    parser.add_argument("--rows", default="vae,lm", help="which trained rows to test (comma-separated)")
     args = parser.parse_args()
     command = f"python benchmarks/ptb_imputation.py --sentences {args.sentences}"
-    for row in ("vae", "lm"):
+    for row in args.rows.split(","):
         run = ROOT / "runs" / "ptb_table" / row
         config, model, state = load_model(run)
         vocab = Vocab(state["vocab"])
