@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def commit() -> str:
+def _git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -25,6 +25,14 @@ def commit() -> str:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+STARTED_AT_COMMIT = _git_commit()  # read when a script starts: the code it runs, not the HEAD when it ends
+
+
+def commit() -> str:
+    """The commit (``+dirty`` if src/ had uncommitted changes) this benchmark process started on."""
+    return STARTED_AT_COMMIT
 
 
 def machine() -> str:

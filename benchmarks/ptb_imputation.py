@@ -18,9 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, record  # noqa: E402
 
-from vaekit.data.text import Vocab  # noqa: E402
 from vaekit.imputation import adversarial_error, impute_endings  # noqa: E402
-from vaekit.runs import load_data, load_model  # noqa: E402
+from vaekit.runs import load_data, load_model, run_vocab  # noqa: E402
 
 SCRIPT = "ptb_imputation"
 
@@ -36,7 +35,7 @@ def main() -> None:
     for row in args.rows.split(","):
         run = ROOT / "runs" / "ptb_table" / row
         config, model, state = load_model(run)
-        vocab = Vocab(state["vocab"])
+        vocab = run_vocab(state)
         data = load_data(config.data)
         true = [vocab.decode(s) for s in data.test]
         true = [s for s in true if len(s) >= 2][: args.sentences]

@@ -66,7 +66,7 @@ class ReferenceSentenceVAE(nn.Module):
         return nll + kl
 
 
-def reference_tokens_per_s(sentences, vocab, config, seconds: float) -> float:
+def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: float) -> float:
     torch.manual_seed(0)
     m = config.model
     model = ReferenceSentenceVAE(vocab, m.embedding, m.hidden[0], m.latent)
@@ -77,7 +77,7 @@ def reference_tokens_per_s(sentences, vocab, config, seconds: float) -> float:
     for b in range(0, len(order), batch_size):
         ids = order[b:b + batch_size]
         batch = pad([sentences[i] for i in ids])
-        inputs = torch.cat([torch.full_like(batch.tokens[:, :1], 2), batch.tokens[:, :-1]], 1).masked_fill(~batch.mask, 0)
+        inputs = torch.cat([torch.full_like(batch.tokens[:, :1], bos), batch.tokens[:, :-1]], 1).masked_fill(~batch.mask, 0)
         loss = model(batch.tokens, inputs, batch.lengths) / len(ids)
         optimizer.zero_grad()
         loss.backward()
@@ -108,7 +108,7 @@ def main() -> None:
     data = load_data(config.data)
     ref, ours = [], []
     for r in range(args.repeats):
-        ref.append(reference_tokens_per_s(data.train, len(data.vocab), config, args.reference_seconds))
+        ref.append(reference_tokens_per_s(data.train, len(data.vocab), data.vocab.bos, config, args.reference_seconds))
         ours.append(vaekit_tokens_per_s(config, data))
         print(f"repeat {r + 1}: reference {ref[-1]:.0f} tokens/s, vaekit {ours[-1]:.0f} tokens/s", file=sys.stderr)
     ref_speed, our_speed = statistics.median(ref), statistics.median(ours)

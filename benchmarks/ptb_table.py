@@ -62,7 +62,8 @@ def run_variant(name: str, k: int, threads: int) -> dict:
     if latent:
         figures.update({"test_kl": (report["kl"], "nats", ""), "test_mi": (report["mutual_information"], "nats", ""),
                         "active_units": (report["active_units"], f"of {report['latent_dim']}", "")})
-    figures["train_hours"] = (report["train_seconds"] / 3600, "hours", "")
+    trained_threads = checkpoint.load(run_dir)["config"]["train"]["threads"] or "default"
+    figures["train_hours"] = (report["train_seconds"] / 3600, "hours", f"trained with {trained_threads} thread(s)")
     for key, (value, unit, extra) in figures.items():
         record(SCRIPT, f"ptb_{name}_{key}", value, unit, command, f"{extra + '; ' if extra else ''}{notes}")
     return report

@@ -15,15 +15,13 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
 def table() -> str:
-    rows = ["| metric | value | unit | command | commit | date | notes |", "|---|---|---|---|---|---|---|"]
+    rows = ["| metric | value | unit | command | commit | date | machine | notes |", "|---|---|---|---|---|---|---|---|"]
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         for r in json.loads(path.read_text()):
             value = f"{r['value']:.4g}" if isinstance(r["value"], float) else str(r["value"])
             rows.append(f"| `{r['metric']}` | **{value}** | {r['unit']} | `{r['command']}` | {r['commit']} | "
-                        f"{r['date'][:10]} | {r['notes']} |")
-    machines = sorted({r["machine"] for p in (ROOT / "benchmarks" / "results").glob("*.json")
-                       for r in json.loads(p.read_text())})
-    return "\n".join(rows) + "\n\nMachines: " + "; ".join(f"`{m}`" for m in machines) + "\n"
+                        f"{r['date'][:10]} | {r['machine']} | {r['notes']} |")
+    return "\n".join(rows) + "\n"
 
 
 def main() -> None:

@@ -207,14 +207,13 @@ def cmd_eval(args) -> None:
 
 def _sentence_run(run_dir: str, verb: str):
     """(model, vocab) of a sentence run; a clear error for an image run."""
-    from .data.text import Vocab
-    from .runs import load_model
+    from .runs import load_model, run_vocab
 
     config, model, state = load_model(run_dir)
     if not config.data.is_text:
         raise VaekitError(f"`vaekit {verb}` works on sentence models; {run_dir} is an image model "
                           "(see `vaekit sample` and `vaekit reconstruct` for images)")
-    return model, Vocab(state["vocab"])
+    return model, run_vocab(state)
 
 
 def _print_sentences(generated, numbered: bool = True) -> None:
@@ -223,14 +222,13 @@ def _print_sentences(generated, numbered: bool = True) -> None:
 
 
 def cmd_sample(args) -> None:
-    from .runs import load_model
+    from .runs import load_model, run_vocab
 
     config, model, state = load_model(args.run_dir)
     if config.data.is_text:
-        from .data.text import Vocab
         from .generate import sample_sentences
 
-        _print_sentences(sample_sentences(model, Vocab(state["vocab"]), n=args.n or 10, method=args.method,
+        _print_sentences(sample_sentences(model, run_vocab(state), n=args.n or 10, method=args.method,
                                           temperature=args.temperature, beam=args.beam, seed=args.seed))
         return
     from .plots import sample_grid
@@ -241,16 +239,15 @@ def cmd_sample(args) -> None:
 
 
 def cmd_reconstruct(args) -> None:
-    from .runs import eval_inputs, load_data, load_model
+    from .runs import eval_inputs, load_data, load_model, run_vocab
 
     config, model, state = load_model(args.run_dir)
     if config.data.is_text:
-        from .data.text import Vocab
         from .generate import posterior_sentences
 
         if not args.sentence:
             raise VaekitError('give the sentence to encode: vaekit reconstruct RUN_DIR "a sentence"')
-        _print_sentences(posterior_sentences(model, Vocab(state["vocab"]), args.sentence, n=args.n or 5,
+        _print_sentences(posterior_sentences(model, run_vocab(state), args.sentence, n=args.n or 5,
                                              seed=args.seed))
         return
     from .plots import reconstructions

@@ -35,10 +35,9 @@ def load_exported(directory: str | Path) -> tuple[RunConfig, VAE | SentenceVAE]:
     meta = json.loads((directory / "config.json").read_text())
     config = RunConfig.from_dict(meta["config"])
     if "vocab" in meta:  # a sentence model: its vocabulary is part of the export
-        from .data.text import Vocab
-        from .runs import build_sentence_model
+        from .runs import build_sentence_model, run_vocab
 
-        model = build_sentence_model(config.model, Vocab(meta["vocab"]))
+        model = build_sentence_model(config.model, run_vocab(meta))
     else:
         model = build_model(config.model, tuple(meta["shape"]), meta["likelihood"])
     model.load_state_dict(load_file(directory / "model.safetensors"))

@@ -5,7 +5,7 @@ The training loop (:mod:`vaekit.train`) knows nothing of images or sentences; a 
 * :class:`ImageFeed` -- the plan is a permutation of the training images; a batch indexes the uint8
   tensor by a slice of it and binarises it afresh (Burda et al. 2016) or scales it to [0, 1].
 * :class:`TextFeed` -- the plan is a ``(batches, batch_size)`` table of sentence indices (-1 pads the
-  last row), bucketed by length (:func:`vaekit.data.text.bucket_batches`); a batch pads its sentences
+  last row), bucketed by length (:func:`vaekit.data.text.bucket_order`); a batch pads its sentences
   into a :class:`SentenceBatch` and applies word dropout to the decoder inputs (Bowman et al. 2016,
   Sec. 3.2), a training policy that evaluation never sees.
 
@@ -21,7 +21,7 @@ import torch
 
 from .config import RunConfig
 from .data import ImageData, binarize
-from .data.text import TextData, bucket_batches, bucket_order, pad
+from .data.text import TextData, bucket_order, pad
 from .distributed import Dist
 from .errors import DataError
 from .models.sentence_vae import SentenceBatch
@@ -81,14 +81,9 @@ class TextFeed:
             table[row, :len(ids)] = torch.tensor(ids)
         return table
 
-    def sentence_batch(self, ids: list[int], split: str = "train") -> SentenceBatch:
-        sentences = self.data.split(split)
-        padded = pad([sentences[i] for i in ids], ids)
-        return SentenceBatch.from_tokens(padded.tokens, padded.mask, self.vocab.bos)
-
     def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator) -> tuple[SentenceBatch, int]:
         row = plan[index * self.dist.world + self.dist.rank]
-        batch = self.sentence_batch(row[row >= 0].tolist())
+        batch = sentence_batch([self.data.train[i] for i in row[row >= 0].tolist()], self.vocab.bos)
         if self.word_dropout > 0:
             keep = ~batch.mask
             keep[:, 0] = True  # <s> stays
@@ -97,7 +92,18 @@ class TextFeed:
 
     def validation_batches(self, batch_size: int = 256):
         if self._val is None:
-            batches = bucket_batches(self.data.val, batch_size, shuffle=False)
-            self._val = [SentenceBatch.from_tokens(b.tokens, b.mask, self.vocab.bos) for b in batches]
+            self._val = sentence_batches(self.data.val, batch_size, self.vocab.bos)
         return self._val[self.dist.rank::self.dist.world]
+
+
+def sentence_batch(sentences: list[torch.Tensor], bos: int) -> SentenceBatch:
+    """Token-id sentences (each ending in ``</s>``) padded into one :class:`SentenceBatch`."""
+    padded = pad(sentences)
+    return SentenceBatch.from_tokens(padded.tokens, padded.mask, bos)
+
+
+def sentence_batches(sentences: list[torch.Tensor], batch_size: int, bos: int) -> list[SentenceBatch]:
+    """Fixed length-bucketed batches for evaluation (no shuffling: every evaluation sees the same ones)."""
+    return [sentence_batch([sentences[i] for i in ids], bos) for ids in bucket_order(
+        [len(s) for s in sentences], batch_size, shuffle=False)]
 

@@ -23,7 +23,8 @@ import torch
 from .data.text import Vocab
 from .decoding import beam_search, greedy, sample
 from .errors import VaekitError
-from .models import SentenceBatch, SentenceVAE
+from .feeds import sentence_batch
+from .models import SentenceVAE
 
 METHODS = ("greedy", "sample", "beam")
 
@@ -45,12 +46,7 @@ def encode_words(model: SentenceVAE, vocab: Vocab, sentences: list[str]) -> torc
     ids = [torch.tensor(vocab.encode(s.split())) for s in sentences]
     if any(len(i) == 1 for i in ids):
         raise VaekitError("an empty sentence has nothing to encode: give at least one word")
-    lengths = torch.tensor([len(i) for i in ids])
-    tokens = torch.zeros(len(ids), int(lengths.max()), dtype=torch.int64)
-    for row, i in enumerate(ids):
-        tokens[row, :len(i)] = i
-    mask = torch.arange(tokens.shape[1])[None] < lengths[:, None]
-    return model.encode(SentenceBatch.from_tokens(tokens, mask, vocab.bos))
+    return model.encode(sentence_batch(ids, vocab.bos))
 
 
 def _decode(model: SentenceVAE, vocab: Vocab, z: torch.Tensor | None, method: str, max_length: int,

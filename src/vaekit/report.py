@@ -47,12 +47,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
 
 def text_batches(data, split: str, batch_size: int, limit: int = 0):
     """A split's sentences in fixed, length-bucketed batches (no shuffling: every evaluation agrees)."""
-    from .data.text import bucket_batches
-    from .models import SentenceBatch
+    from .feeds import sentence_batches
 
-    sentences = data.split(split)[: limit or None]
-    return [SentenceBatch.from_tokens(b.tokens, b.mask, data.vocab.bos)
-            for b in bucket_batches(sentences, batch_size, shuffle=False)]
+    return sentence_batches(data.split(split)[: limit or None], batch_size, data.vocab.bos)
 
 
 def format_report(r: dict) -> str:

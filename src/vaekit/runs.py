@@ -17,7 +17,7 @@ import torch
 from . import checkpoint
 from .config import DataConfig, ModelConfig, RunConfig
 from .data import ImageData, load
-from .data.text import SPECIALS, TextData, Vocab
+from .data.text import TextData, Vocab
 from .errors import ConfigError
 from .models import VAE, SentenceVAE, SentenceVAEConfig, build_model
 
@@ -75,6 +75,11 @@ def build_sentence_model(config: ModelConfig, vocab: Vocab) -> SentenceVAE:
         dropout=config.dropout))
 
 
+def run_vocab(state: dict) -> Vocab:
+    """The vocabulary a sentence model's checkpoint (or export) carries as ``state["vocab"]``."""
+    return Vocab(state["vocab"])
+
+
 def resolve_likelihood(config: RunConfig, data: ImageData | TextData) -> str:
     """``bernoulli`` for binary or binarised data, ``gaussian`` for intensities, unless set explicitly;
     ``categorical`` (a softmax over the vocabulary per token) for sentences."""
@@ -108,7 +113,7 @@ def load_model(run_dir: str | Path) -> tuple[RunConfig, VAE | SentenceVAE, dict]
     state = checkpoint.load(run_dir)
     config = RunConfig.from_dict(state["config"])
     if config.data.is_text:
-        model = build_sentence_model(config.model, Vocab(state["vocab"][len(SPECIALS):]))
+        model = build_sentence_model(config.model, run_vocab(state))
     else:
         model = build_model(config.model, tuple(state["shape"]), state["likelihood"])
     model.load_state_dict(state["model"])

@@ -192,13 +192,15 @@ class SentenceVAE(nn.Module):
         out, _ = self.decoder(self.decoder_inputs(z, inputs), self.initial_state(z, inputs.shape[0]))
         return self.drop(out)
 
+    def real_token_logits(self, z: torch.Tensor | None, batch: SentenceBatch) -> torch.Tensor:
+        """Teacher-forced logits ``(N, V)`` of the N real tokens of the batch, in ``batch.mask`` order. The
+        output layer (most of the arithmetic, with a 10k vocabulary) never sees a padded position."""
+        return self.logits(self.decoder_hidden(z, batch.inputs)[batch.mask])
+
     def token_log_probs(self, z: torch.Tensor | None, batch: SentenceBatch) -> torch.Tensor:
-        """``log p(x_t | x_<t, z)`` ``(B, T)``, zero on padding. The output layer and softmax (most of the
-        arithmetic, with a 10k vocabulary) run on the real tokens only, gathered from the padded batch."""
-        hidden = self.decoder_hidden(z, batch.inputs)
-        real = hidden[batch.mask]                                   # (N tokens, H)
-        picked = -token_nll(self.logits(real), batch.tokens[batch.mask])
-        return hidden.new_zeros(batch.mask.shape).masked_scatter(batch.mask, picked)
+        """``log p(x_t | x_<t, z)`` ``(B, T)``, zero on padding."""
+        picked = -token_nll(self.real_token_logits(z, batch), batch.tokens[batch.mask])
+        return picked.new_zeros(batch.mask.shape).masked_scatter(batch.mask, picked)
 
     def step(self, z: torch.Tensor | None):
         """A step function for :mod:`vaekit.decoding` given one code ``z`` ``(1, Z)`` (or None for the LM).
