@@ -87,13 +87,16 @@ class NVILBaseline(nn.Module):
 
     The centred signal is ``(l - c - b_psi(x)) / max(1, sqrt(v))`` with ``c`` a moving average of
     ``l - b_psi(x)``, ``v`` a moving average of its variance, and ``b_psi`` an MLP trained to minimise
-    ``E[(l - c - b_psi(x))^2]`` (returned as the auxiliary loss).
+    ``E[(l - c - b_psi(x))^2]`` (returned as the auxiliary loss). The division by ``sqrt(v)`` rescales the
+    encoder's gradient (an adaptive step size, not a change of direction); ``normalise=False`` leaves the
+    centred signal as it is, which keeps the gradient an unbiased estimate (used by the diagnostics).
     """
 
-    def __init__(self, data_dim: int, hidden: int = 100, decay: float = 0.9):
+    def __init__(self, data_dim: int, hidden: int = 100, decay: float = 0.9, normalise: bool = True):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(data_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
         self.decay = decay
+        self.normalise = normalise
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("var", torch.ones(()))
 
@@ -107,8 +110,10 @@ class NVILBaseline(nn.Module):
                 spread = _mean_over_ranks((centred - self.mean).pow(2).mean())
                 self.var.mul_(self.decay).add_((1 - self.decay) * spread)
         residual = signal - self.mean - learned
-        normalised = (centred - self.mean) / self.var.sqrt().clamp(min=1.0)
-        return normalised, residual.pow(2)
+        centred = centred - self.mean
+        if self.normalise:
+            centred = centred / self.var.sqrt().clamp(min=1.0)
+        return centred, residual.pow(2)
 
 
 class ScoreFunction(nn.Module):

@@ -141,3 +141,27 @@ def training_curves(metrics_path, path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def estimator_variance(rows: list[dict], path, title: str = "") -> Path:
+    """Bar chart of the gradient variance (log scale) per estimator, each bar labelled with its relative
+    bias and the bias that sampling noise alone would show; ``rows`` are
+    :class:`vaekit.diagnostics.GradientStats` dictionaries (rows of zero variance, the exact reference, are left out)."""
+    path = Path(path)
+    rows = [r for r in rows if r["variance"] > 0]
+    names = [r["name"] for r in rows]
+    variance = [r["variance"] for r in rows]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(rows), 3.8), dpi=110)
+    bars = ax.bar(range(len(rows)), variance, color="#4477aa")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)), names, rotation=35, ha="right")
+    ax.set_ylabel("gradient variance (trace of covariance)")
+    for bar, r in zip(bars, rows):
+        label = f"bias {r['bias']:.2f}\n(noise {r['bias_se']:.2f})"
+        ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
