@@ -31,6 +31,9 @@ class DataConfig:
     min_count: int = 1               # text: words seen fewer times in training become <unk>
     max_vocab: int = 0               # text: keep at most this many words, specials included (0 = all)
     max_length: int = 0              # text: truncate sentences to this many words (0 = keep; counted)
+    labelled: int = 0                # semi-supervised (model.arch = m2): labelled training images, the same
+                                     # number of each class (e.g. 100); the rest are used without labels
+    label_seed: int = 0              # which labelled images are drawn (report a spread over several seeds)
 
     @property
     def is_text(self) -> bool:
@@ -40,7 +43,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "mlp"                # mlp | conv (images); lstm (sentence VAE) | lstm-lm (its LM baseline)
+    arch: str = "mlp"                # mlp | conv (images); m2 (semi-supervised, Kingma et al. 2014);
+                                     # lstm (sentence VAE) | lstm-lm (its LM baseline)
     hidden: tuple[int, ...] = (400,)  # hidden layer sizes of the encoder; the decoder mirrors them
     latent: int = 20                 # dimension of z (number of latent variables if discrete)
     latent_type: str = "gaussian"    # gaussian | categorical (one-hot, `categories` values) | bernoulli
@@ -71,12 +75,16 @@ class TrainConfig:
     free_bits: float = 0.0           # nats per latent dimension free of KL penalty (Kingma et al. 2016); 0 = off
     word_dropout: float = 0.0        # text: replace decoder input words by <unk> with this rate (Bowman et al.)
     estimator: str = "auto"          # auto (pathwise if q can rsample, else score) | pathwise | score |
-                                     # gumbel | st-gumbel | exact (enumerate small discrete latents)
+                                     # gumbel | st-gumbel | exact (enumerate small discrete latents);
+                                     # for m2 it is the estimator over the label y (auto = exact)
     baseline: str = "none"           # score-function baseline: none | moving-average | nvil
     temperature: float = 1.0         # Gumbel-softmax temperature at step 0 ...
     temperature_min: float = 0.5     # ... annealed as max(temperature_min, temperature * exp(-rate * t))
     temperature_rate: float = 0.0    # (Jang et al. 2017), t updated every `temperature_every` steps
     temperature_every: int = 1000
+    classifier_weight: float = 0.0   # m2: alpha on the labelled cross-entropy (0 = the paper's 0.1 N, per
+                                     # labelled example 0.1 N / N_labelled; Kingma et al. 2014, eq. 9)
+    labelled_batch: int = 100        # m2: labelled images beside each batch of unlabelled ones
     epochs: int = 10                 # passes over the training set
     batch_size: int = 128            # examples per step
     lr: float = 1e-3                 # Adam learning rate (the peak, under a schedule)
@@ -143,7 +151,22 @@ class RunConfig:
                 raise ConfigError(f"{where} = {value}: must be at least 1")
         if self.train.lr <= 0:
             raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
-        if self.model.latent_type == "gaussian" and self.train.estimator in ("gumbel", "st-gumbel", "exact"):
+        m2 = self.model.arch == "m2"
+        if m2:
+            if self.data.labelled < 1 or self.data.is_text:
+                raise ConfigError("model.arch = 'm2' is semi-supervised on labelled images: set data.labelled "
+                                  "(e.g. 100) and an image data set with labels (mnist, fashion-mnist)")
+            if self.train.objective != "elbo" or self.train.estimator == "pathwise":
+                raise ConfigError("m2 trains with train.objective = 'elbo'; train.estimator chooses how the label y "
+                                  "is summed out: auto (= exact), exact, gumbel, st-gumbel or score")
+            if self.model.latent_type != "gaussian":
+                raise ConfigError("m2 has a Gaussian z beside the discrete label: set model.latent_type = 'gaussian'")
+        elif self.data.labelled:
+            raise ConfigError("data.labelled is for semi-supervised training: set model.arch = 'm2'")
+        if self.train.labelled_batch < 1 or self.train.classifier_weight < 0:
+            raise ConfigError("train.labelled_batch must be at least 1 and train.classifier_weight at least 0")
+        if (self.model.latent_type == "gaussian" and not m2
+                and self.train.estimator in ("gumbel", "st-gumbel", "exact")):
             raise ConfigError(f"train.estimator = {self.train.estimator!r} needs a discrete latent: set "
                               "model.latent_type = 'categorical' or 'bernoulli'")
         if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
@@ -175,7 +198,7 @@ class RunConfig:
 
 CHOICES = {
     "data.binarize": ("dynamic", "none"),
-    "model.arch": ("mlp", "conv", "lstm", "lstm-lm"),
+    "model.arch": ("mlp", "conv", "m2", "lstm", "lstm-lm"),
     "model.activation": ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu"),
     "model.likelihood": ("auto", "bernoulli", "gaussian"),
     "model.latent_type": ("gaussian", "categorical", "bernoulli"),

@@ -186,12 +186,18 @@ class GumbelSoftmax(nn.Module):
 
 
 def enumerate_support(q: Distribution, limit: int = 1 << 16) -> torch.Tensor:
-    """Every joint value of a factorised discrete ``q``: shape ``(S, *batch, *event)`` with ``S = K^L``."""
+    """Every joint value of a factorised discrete ``q``: shape ``(S, *batch, *event)`` with ``S = K^L``
+    (``S = K`` for a single one-hot categorical)."""
     base, dims = (q.base_dist, q.reinterpreted_batch_ndims) if isinstance(q, Independent) else (q, 0)
+    if isinstance(base, OneHotCategorical) and dims == 0:  # one variable (e.g. M2's class label)
+        *batch, K = base.logits.shape
+        values = torch.eye(K, dtype=base.logits.dtype)
+        return values.reshape(K, *[1] * len(batch), K).expand(K, *batch, K)
     if isinstance(base, OneHotCategorical):
         *batch, L, K = base.logits.shape
         if dims != 1:
-            raise ValueError("enumeration expects Independent(OneHotCategorical(logits (B, L, K)), 1)")
+            raise ValueError("enumeration expects OneHotCategorical(logits (B, K)) or "
+                             "Independent(OneHotCategorical(logits (B, L, K)), 1)")
         values = torch.eye(K, dtype=base.logits.dtype)
     elif isinstance(base, Bernoulli):
         *batch, L = base.logits.shape

@@ -4,6 +4,8 @@ The training loop (:mod:`vaekit.train`) knows nothing of images or sentences; a 
 
 * :class:`ImageFeed` -- the plan is a permutation of the training images; a batch indexes the uint8
   tensor by a slice of it and binarises it afresh (Burda et al. 2016) or scales it to [0, 1].
+* :class:`SemiSupervisedFeed` -- as :class:`ImageFeed` over the unlabelled images, each batch paired with
+  ``labelled_batch`` labelled images drawn with replacement from the few labelled ones (M2).
 * :class:`TextFeed` -- the plan is a ``(batches, batch_size)`` table of sentence indices (-1 pads the
   last row), bucketed by length (:func:`vaekit.data.text.bucket_order`); a batch pads its sentences
   into a :class:`SentenceBatch` and applies word dropout to the decoder inputs (Bowman et al. 2016,
@@ -55,6 +57,47 @@ class ImageFeed:
         """This rank's share of the validation set, in chunks (every ``world``-th example)."""
         x = self.val_x[self.dist.rank::self.dist.world]
         return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+
+
+class SemiSupervisedFeed(ImageFeed):
+    """Kingma et al. (2014): a balanced labelled subset of ``data.labelled`` images (drawn by
+    ``data.label_seed``); an epoch is a pass over the other training images without their labels, and each
+    step also sees ``labelled_batch`` labelled images drawn at random with replacement."""
+
+    def __init__(self, config: RunConfig, data: ImageData, dist: Dist, val_x: torch.Tensor):
+        from .semi_supervised import draw_labelled
+
+        if data.train_labels is None or data.val_labels is None:
+            raise DataError(f"semi-supervised training needs class labels, and {data.name} has none: use mnist or "
+                            "fashion-mnist, or IDX files with a labels file")
+        try:
+            chosen = draw_labelled(data.train_labels, config.data.labelled, config.data.label_seed,
+                                   config.model.categories)
+        except ValueError as error:
+            raise DataError(f"data.labelled = {config.data.labelled}: {error}") from None
+        is_labelled = torch.zeros(len(data.train), dtype=torch.bool)
+        is_labelled[chosen] = True
+        self.labelled_x, self.labelled_y = data.train[chosen], data.train_labels[chosen]
+        self.labelled_batch = config.train.labelled_batch
+        self.n_total = len(data.train)
+        unlabelled = ImageData(**{**data.__dict__, "train": data.train[~is_labelled], "train_labels": None})
+        super().__init__(config, unlabelled, dist, val_x)
+        self.val_labels = data.val_labels
+
+    def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator):
+        from .semi_supervised import LabelledBatch
+
+        x, b = super().batch(plan, index, noise)
+        pick = torch.randint(len(self.labelled_x), (self.labelled_batch,), generator=noise)
+        raw = self.labelled_x[pick]
+        labelled = binarize(raw, self.data.max_value, noise) if self.binarise else raw.float().div_(self.data.max_value)
+        return LabelledBatch(x, labelled, self.labelled_y[pick]), b
+
+    def validation_error(self, model) -> float:
+        """Percentage of validation images the classifier q(y|x) gets wrong."""
+        from .semi_supervised import error_rate
+
+        return error_rate(model, self.val_x, self.val_labels[: len(self.val_x)])
 
 
 class TextFeed:

@@ -71,6 +71,16 @@ def reconstructions(model, x: torch.Tensor, shape, path, n: int = 16) -> Path:
 
 
 @torch.no_grad()
+def analogies(model, x: torch.Tensor, shape, path) -> Path:
+    """Kingma et al. (2014) Fig. 1 for M2: each row is a test image (left) and its style z decoded with
+    every class in turn."""
+    styled = model.analogies(x)                                  # (N, C, D)
+    rows = torch.cat([x[:, None, :], styled], 1)                 # (N, 1 + C, D)
+    return _save_image(_tile(_display(rows.flatten(0, 1)), shape, len(x), rows.shape[1]), path,
+                       "test image, then its style with each class")
+
+
+@torch.no_grad()
 def manifold(model, shape, path, steps: int = 20) -> Path:
     """Kingma & Welling (2014) Fig. 4: decode a grid of z = Phi^{-1}(u), u on the unit square (Z = 2)."""
     if model.latent.kind != "gaussian" or model.latent.size != 2:

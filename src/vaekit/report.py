@@ -28,6 +28,12 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
         batches = text_batches(data, split, config.eval.batch_size, limit)
         result = evaluate_text(model, batches, k=k, sample_chunk=config.eval.sample_chunk, seed=config.eval.seed,
                                progress=progress)
+    elif config.model.arch == "m2":
+        from .semi_supervised import evaluate_m2
+
+        x, labels = eval_inputs(config, data, split), data.split(split)[1]
+        result = evaluate_m2(model, x[: limit or None], labels[: limit or None], seed=config.eval.seed)
+        result["nll_per_example"] = []
     else:
         x = eval_inputs(config, data, split)
         if limit:
@@ -40,7 +46,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
               "likelihood": state["likelihood"]}
     if write:
         write_json(run_dir / "report.json", report)
-        torch.save(torch.tensor(per_example), run_dir / f"nll_{split}_k{k}.pt")
+        if per_example:
+            torch.save(torch.tensor(per_example), run_dir / f"nll_{split}_k{k}.pt")
         (run_dir / "report.md").write_text(format_report(report))
     return report
 
@@ -56,6 +63,13 @@ def format_report(r: dict) -> str:
     status = "finished" if r["finished"] else "NOT finished (checkpoint mid-training)"
     if "ppl" in r:
         return format_text_report(r, status)
+    if "error_pct" in r:
+        return (f"# {r['name']}: evaluation on the {r['split']} split\n\n| quantity | value |\n|---|---|\n"
+                f"| classification error of q(y|x) | **{r['error_pct']:.2f}%** of {r['n']} images |\n"
+                f"| bound on log p(x), label summed out | {r['elbo']:.2f} nats |\n"
+                f"| KL(q(y|x) || p(y)) | {r['kl_y']:.3f} nats |\n"
+                f"| training | {r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status}) |\n"
+                f"| evaluation time | {r['seconds']:.0f} s |\n")
     return (f"# {r['name']}: evaluation on the {r['split']} split\n\n"
             f"| quantity | value |\n|---|---|\n"
             f"| importance-sampled NLL, K = {r['k']} | **{r['nll']:.2f}** ± {r['nll_stderr']:.2f} nats |\n"
@@ -103,6 +117,13 @@ def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) ->
         curves = run_dir / "metrics.jsonl"
         return [plots.training_curves(curves, run_dir / "curves.png")] if "curves" in what and curves.exists() else []
     shape = tuple(state["shape"])
+    if config.model.arch == "m2":  # samples (one class per column), analogies, curves
+        written = [plots.sample_grid(model, shape, run_dir / "samples.png", n=100)]
+        x = eval_inputs(config, load_data(config.data), "test")[:10]
+        written.append(plots.analogies(model, x, shape, run_dir / "analogies.png"))
+        if (run_dir / "metrics.jsonl").exists():
+            written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
+        return written
     unknown = set(what) - set(PLOTS)
     if unknown:
         raise ValueError(f"unknown plot(s) {sorted(unknown)}: choose from {', '.join(PLOTS)}")

@@ -37,12 +37,13 @@ from .distributed import Dist, rank_seeds, setup
 from .data import ImageData
 from .data.text import TextData
 from .errors import CheckpointError, ConfigError, TrainingDiverged
-from .feeds import ImageFeed, TextFeed
-from .models import build_model
+from .estimators import Enumerate, GumbelSoftmax, build_estimator
+from .feeds import ImageFeed, SemiSupervisedFeed, TextFeed
+from .models import M2, build_model
 from .objectives import elbo, exact_log_likelihood, objective
 from .runs import build_sentence_model, eval_inputs, load_data, resolve_likelihood, write_json
-from .estimators import GumbelSoftmax, build_estimator
 from .schedules import gumbel_temperature, kl_weight, lr_multiplier
+from .semi_supervised import LabelledBatch, default_classifier_weight, semi_supervised_loss, unlabelled_bound
 
 
 @dataclass
@@ -75,13 +76,17 @@ class ObjectiveModule(torch.nn.Module):
     hooks ``forward``) can wrap it. Returns per-example ``(loss, bound, kl)``, the last two detached."""
 
     def __init__(self, model: torch.nn.Module, name: str, k: int, estimator: torch.nn.Module | None = None,
-                 free_bits: float = 0.0):
+                 free_bits: float = 0.0, classifier_weight: float = 0.0):
         super().__init__()
         self.model, self.name, self.k, self.estimator, self.free_bits = model, name, k, estimator, free_bits
+        self.classifier_weight = classifier_weight
 
-    def forward(self, x: torch.Tensor, beta: float = 1.0):
-        terms = objective(self.name, self.model, x, k=self.k, beta=beta, estimator=self.estimator,
-                          free_bits=self.free_bits)
+    def forward(self, x, beta: float = 1.0):
+        if isinstance(x, LabelledBatch):  # M2: the label is a latent variable of the unlabelled images
+            terms = semi_supervised_loss(self.model, x, self.estimator, self.classifier_weight)
+        else:
+            terms = objective(self.name, self.model, x, k=self.k, beta=beta, estimator=self.estimator,
+                              free_bits=self.free_bits)
         return terms.loss, terms.bound.detach(), terms.kl.detach()
 
 
@@ -122,7 +127,12 @@ def validation_elbo(model, batches, dist: Dist | None = None, name: str = "elbo"
     totals = torch.zeros(3, dtype=torch.float64)
     count = 0
     for x in batches:
-        terms = exact_log_likelihood(model, x) if name == "mle" else elbo(model, x)
+        if name == "mle":
+            terms = exact_log_likelihood(model, x)
+        elif isinstance(model, M2):  # the bound on log p(x) with the label summed out
+            terms = unlabelled_bound(model, x, Enumerate())
+        else:
+            terms = elbo(model, x)
         totals += torch.stack([terms.bound.sum(), terms.log_px_z.sum(), terms.kl.sum()]).double()
         count += len(x)
     model.train(was_training)
@@ -149,9 +159,9 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
 
     data = load_data(config.data) if data is None else data
     text = isinstance(data, TextData)
-    if text and dist.active:
-        raise ConfigError("sentence models train in one process for now (data-parallel text training is not "
-                          "tested yet): run without torchrun / --nproc")
+    if (text or config.model.arch == "m2") and dist.active:
+        raise ConfigError("sentence models and m2 train in one process for now (data-parallel training of them "
+                          "is not tested yet): run without torchrun / --nproc")
     likelihood = resolve_likelihood(config, data)
     shape = (len(data.vocab),) if text else data.shape  # recorded in checkpoints, checked on resume
     saved = None
@@ -176,8 +186,15 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     else:
         model = build_model(config.model, data.shape, likelihood)
         estimator = build_estimator(t, data.dim)
-        feed = ImageFeed(config, data, dist, eval_inputs(config, data, "val"))
-    step_module = ObjectiveModule(model, t.objective, t.k, estimator, t.free_bits)
+        if config.model.arch == "m2":
+            feed = SemiSupervisedFeed(config, data, dist, eval_inputs(config, data, "val"))
+            estimator = estimator or Enumerate()
+        else:
+            feed = ImageFeed(config, data, dist, eval_inputs(config, data, "val"))
+    classifier_weight = t.classifier_weight
+    if isinstance(feed, SemiSupervisedFeed) and not classifier_weight:
+        classifier_weight = default_classifier_weight(feed.n_total, config.data.labelled)
+    step_module = ObjectiveModule(model, t.objective, t.k, estimator, t.free_bits, classifier_weight)
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     steps_per_epoch = feed.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -310,6 +327,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
             if t.val_every and (epoch % t.val_every == 0 or epoch == t.epochs):
                 record.update({f"val_{k}": v for k, v in validation_elbo(
                     model, feed.validation_batches(), dist=dist, name=t.objective).items()})
+                if isinstance(feed, SemiSupervisedFeed):
+                    record["val_error_pct"] = feed.validation_error(model)
             record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
             if dist.is_main:
                 with open(metrics_path, "a") as handle:
@@ -343,6 +362,8 @@ def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
 
 def _print_epoch(record: dict) -> None:
     val = f"  val ELBO {record['val_elbo']:.2f}" if "val_elbo" in record else ""
+    if "val_error_pct" in record:
+        val += f"  val error {record['val_error_pct']:.2f}%"
     print(f"epoch {record['epoch']:4d}  step {record['step']:7d}  loss {record['train_loss']:.3f}  "
           f"KL {record['train_kl']:.2f}{val}  {record['examples_per_s']:.0f} ex/s", file=sys.stderr, flush=True)
 

@@ -1,7 +1,8 @@
 """Latent-variable models: each is a prior, an encoder and a decoder that return distributions."""
 
+from .m2 import M2
 from .ppca import PPCA
 from .sentence_vae import SentenceBatch, SentenceVAE, SentenceVAEConfig
 from .vae import VAE, build_model
 
-__all__ = ["PPCA", "SentenceBatch", "SentenceVAE", "SentenceVAEConfig", "VAE", "build_model"]
+__all__ = ["M2", "PPCA", "SentenceBatch", "SentenceVAE", "SentenceVAEConfig", "VAE", "build_model"]

@@ -19,6 +19,7 @@ from torch.distributions import Distribution
 from ..config import ModelConfig
 from ..nets import ConvDecoder, ConvEncoder, LatentSpec, MLPDecoder, MLPEncoder
 from ..nets.heads import as_spec
+from .m2 import M2
 
 
 class VAE(nn.Module):
@@ -57,9 +58,13 @@ class VAE(nn.Module):
         return self.decode(self.encode(x).mean).mean
 
 
-def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: str) -> VAE:
-    """Build the VAE a :class:`ModelConfig` describes for images of ``shape = (C, H, W)``."""
+def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: str) -> "VAE | M2":
+    """Build the VAE (or, for ``arch = m2``, the semi-supervised M2) a :class:`ModelConfig` describes for
+    images of ``shape = (C, H, W)``."""
     dim = shape[0] * shape[1] * shape[2]
+    if config.arch == "m2":
+        return M2(dim, classes=config.categories, latent=config.latent, hidden=config.hidden,
+                  activation=config.activation, likelihood=likelihood)
     latent = LatentSpec(config.latent_type, config.latent, config.categories)
     if config.arch == "mlp":
         encoder = MLPEncoder(dim, config.hidden, latent, config.activation)
