@@ -1,0 +1,135 @@
+"""M2 (Kingma et al. 2014): objectives against hand computation, labelled draws, training end to end."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import Normal
+
+from vaekit import checkpoint
+from vaekit.config import load_recipe
+from vaekit.errors import ConfigError
+from vaekit.estimators import Enumerate, GumbelSoftmax, ScoreFunction
+from vaekit.models import M2
+from vaekit.semi_supervised import (LabelledBatch, draw_labelled, labelled_bound, semi_supervised_loss,
+                                    unlabelled_bound)
+from vaekit.train import train
+
+D = torch.float64
+
+
+def tiny_m2(seed=0):
+    torch.manual_seed(seed)
+    model = M2(data_dim=5, classes=3, latent=2, hidden=(4,)).double()
+    x = (torch.rand(4, 5, dtype=D) > 0.5).double()
+    return model, x
+
+
+def by_hand(model, x, y_index, eps):
+    """L(x, y) for one example and one class, with the noise eps of z = mu + sigma * eps, from the networks' raw
+    outputs: log p(x|y,z) + log(1/C) - KL(N(mu, sigma^2) || N(0, I)) written out."""
+    y = F.one_hot(torch.tensor(y_index), 3).double()
+    mu, log_var = model.z_encoder(torch.cat([x, y])).chunk(2)
+    sigma = torch.exp(0.5 * log_var)
+    z = mu + sigma * eps
+    logits = model.decoder(torch.cat([z, y]))
+    log_px = (x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum()
+    kl = 0.5 * (mu ** 2 + sigma ** 2 - 1 - log_var).sum()
+    return log_px - math.log(3) - kl
+
+
+def test_labelled_bound_equals_hand_computation():
+    model, x = tiny_m2()
+    y = torch.tensor([0, 2, 1, 1])
+    torch.manual_seed(5)
+    terms = labelled_bound(model, x, F.one_hot(y, 3).double())
+    torch.manual_seed(5)
+    eps = torch.randn(4, 2, dtype=D)  # the same draws rsample makes
+    for i in range(4):
+        assert torch.allclose(terms.bound[i], by_hand(model, x[i], int(y[i]), eps[i]))
+
+
+def test_exact_unlabelled_bound_is_the_q_weighted_sum_plus_entropy():
+    model, x = tiny_m2()
+    torch.manual_seed(7)
+    terms = unlabelled_bound(model, x, Enumerate())
+    torch.manual_seed(7)
+    eps = torch.randn(3, 4, 2, dtype=D)  # one z per (class, example), classes in order
+    q = torch.softmax(model.classifier(x), -1)
+    for i in range(4):
+        expected = sum(q[i, c] * by_hand(model, x[i], c, eps[c, i]) for c in range(3))
+        expected = expected - (q[i] * q[i].log()).sum()  # + H(q(y|x))
+        assert torch.allclose(terms.bound[i], expected)
+
+
+def test_unlabelled_estimators_agree_with_the_exact_sum_in_expectation():
+    """Score function: unbiased for the value. Gumbel at a low temperature: close to it."""
+    model, x = tiny_m2()
+    torch.manual_seed(0)
+    exact = torch.stack([unlabelled_bound(model, x, Enumerate()).bound for _ in range(4000)]).mean(0)
+    draws = torch.stack([unlabelled_bound(model, x, ScoreFunction()).bound for _ in range(4000)])
+    se = draws.std(0) / math.sqrt(len(draws))
+    assert ((draws.mean(0) - exact).abs() < 4.5 * se + 0.02).all()
+    gumbel = torch.stack([unlabelled_bound(model, x, GumbelSoftmax(0.05)).bound for _ in range(2000)]).mean(0)
+    assert ((gumbel - exact).abs() < 0.5).all()
+
+
+def test_each_half_of_a_batch_uses_its_own_terms():
+    """Unlabelled images only reach the loss through U(x); labelled ones through L(x, y) and the classifier's
+    cross-entropy, whose weight alpha scales exactly that term."""
+    model, x = tiny_m2()
+    labels = torch.tensor([1, 0])
+    batch = LabelledBatch(x[:2], x[2:], labels)
+    torch.manual_seed(1)
+    a = semi_supervised_loss(model, batch, Enumerate(), classifier_weight=0.0).loss
+    torch.manual_seed(1)
+    b = semi_supervised_loss(model, batch, Enumerate(), classifier_weight=2.0).loss
+    cross_entropy = F.cross_entropy(model.classifier(x[2:]), labels)
+    assert torch.allclose(b - a, 2.0 * cross_entropy.expand(2))
+    torch.manual_seed(1)
+    u = unlabelled_bound(model, x[:2], Enumerate())
+    l_terms = labelled_bound(model, x[2:], F.one_hot(labels, 3).double())
+    assert torch.allclose(a, -u.bound - l_terms.bound.mean())
+    no_labels = LabelledBatch(x[:2], x[:0], labels[:0])
+    torch.manual_seed(1)
+    assert torch.allclose(semi_supervised_loss(model, no_labels, Enumerate(), 5.0).loss, -u.bound)
+
+
+def test_labelled_draws_are_balanced_seeded_and_checked():
+    labels = torch.arange(1000) % 10
+    a, b, c = draw_labelled(labels, 100, 0), draw_labelled(labels, 100, 0), draw_labelled(labels, 100, 1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.bincount(labels[a], minlength=10).tolist() == [10] * 10
+    with pytest.raises(ValueError, match="multiple of 10"):
+        draw_labelled(labels, 105, 0)
+
+
+M2_TINY = ["model.arch=m2", "data.labelled=8", "model.categories=4", "model.hidden=16", "model.latent=3",
+           "model.activation=softplus", "train.batch_size=32", "train.labelled_batch=8", "train.lr=3e-3"]
+
+
+def test_m2_trains_learns_the_classes_and_resumes_exactly(tmp_path, tiny_images):
+    config = load_recipe(None, M2_TINY + ["train.epochs=6"])
+    result = train(config, tmp_path / "whole", data=tiny_images, progress=False)
+    lines = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    import json
+    errors = [json.loads(line)["val_error_pct"] for line in lines]
+    assert errors[-1] < 20.0, errors  # four blob classes from 8 labels: far below chance (75%)
+    first = train(load_recipe(None, M2_TINY + ["train.epochs=6", "train.max_steps=17"]), tmp_path / "split",
+                  data=tiny_images, progress=False)
+    assert first.step == 17
+    train(config, tmp_path / "split", resume=True, data=tiny_images, progress=False)
+    a, b = checkpoint.load(tmp_path / "whole")["model"], checkpoint.load(tmp_path / "split")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert result.finished
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.arch=m2"], "data.labelled"),
+    (["data.labelled=100"], "model.arch = 'm2'"),
+    (["model.arch=m2", "data.labelled=100", "train.estimator=pathwise"], "how the label y"),
+])
+def test_m2_configuration_errors_name_the_fix(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(None, overrides)
