@@ -59,11 +59,13 @@ class ModelConfig:
     inputless: bool = False          # the decoder sees no words, only <s> and <unk> (the paper's variant)
     tie_embeddings: bool = False     # output layer shares the embedding matrix
     dropout: float = 0.0             # dropout on embeddings and LSTM outputs (Zaremba et al. 2014); 0 = off
+    learn_prior: bool = False        # discrete z: learn the prior's logits (a sigmoid belief net's top biases)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     objective: str = "elbo"          # elbo | iwae | mle (exact log-likelihood of a model without z: lstm-lm)
+                                     # | wake-sleep | rws (reweighted wake-sleep with k samples; Helmholtz machines)
     k: int = 1                       # samples per example (IWAE's k; k > 1 with elbo averages k samples)
     beta: float = 1.0                # weight on KL (beta-VAE; 1 = the ELBO), times the annealing below
     kl_schedule: str = "none"        # KL annealing: none | linear | logistic | cyclical (schedules.kl_weight)
@@ -190,6 +192,13 @@ class RunConfig:
             raise ConfigError("model.dropout applies to sentence models (model.arch = lstm | lstm-lm)")
         if text_arch and self.model.latent_type != "gaussian":
             raise ConfigError("sentence models have a Gaussian z: set model.latent_type = 'gaussian'")
+        if self.train.objective in ("wake-sleep", "rws") and (
+                self.train.estimator != "auto" or self.train.beta != 1.0 or self.train.kl_schedule != "none"
+                or self.train.free_bits or text_arch or m2):
+            raise ConfigError(f"train.objective = {self.train.objective!r} has its own updates for p and q: leave "
+                              "train.estimator = 'auto', beta = 1, no KL schedule or free bits (image VAEs only)")
+        if self.model.learn_prior and self.model.latent_type == "gaussian":
+            raise ConfigError("model.learn_prior is for discrete latents (categorical or bernoulli)")
         if self.train.objective == "iwae" and (self.train.beta != 1.0 or self.train.kl_schedule != "none"
                                                or self.train.free_bits):
             raise ConfigError("train.beta, kl_schedule and free_bits apply to the ELBO only; the IWAE bound "
@@ -205,7 +214,7 @@ CHOICES = {
     "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
     "train.baseline": ("none", "moving-average", "nvil"),
     "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
-    "train.objective": ("elbo", "iwae", "mle"),
+    "train.objective": ("elbo", "iwae", "mle", "wake-sleep", "rws"),
     "train.lr_schedule": ("constant", "cosine", "burda"),
     "eval.split": ("test", "val", "train"),
 }

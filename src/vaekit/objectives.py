@@ -39,6 +39,8 @@ def kl_term(q: Distribution, p: Distribution, z: torch.Tensor | None = None) -> 
     New closed forms are added with ``torch.distributions.kl.register_kl``, not here. ``z`` has shape
     ``(S, B, Z)`` or ``(B, Z)``; a Monte Carlo estimate is averaged over the leading sample axis.
     """
+    if p.batch_shape != q.batch_shape:  # a prior without batch dimensions: torch's closed forms do not broadcast
+        p = p.expand(q.batch_shape)
     try:
         return kl_divergence(q, p)
     except NotImplementedError:
@@ -143,11 +145,12 @@ def exact_log_likelihood(model, x) -> Terms:
     return Terms(loss=-log_px, bound=log_px.detach(), log_px_z=log_px.detach(), kl=torch.zeros_like(log_px))
 
 
-OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound, "mle": exact_log_likelihood}
+OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound, "mle": exact_log_likelihood, "wake-sleep": None, "rws": None}
 
 
 def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None, free_bits: float = 0.0) -> Terms:
-    """Dispatch by name: ``elbo`` (with ``samples=k``), ``iwae`` (with ``k``) or ``mle`` (no latent)."""
+    """Dispatch by name: ``elbo`` (with ``samples=k``), ``iwae`` (with ``k``), ``mle`` (no latent), or the
+    two-phase ``wake-sleep`` and ``rws`` (reweighted wake-sleep with ``k`` samples)."""
     if name == "elbo":
         return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits)
     if name == "iwae":
@@ -159,4 +162,7 @@ def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None
         return iwae_bound(model, x, k)
     if name == "mle":
         return exact_log_likelihood(model, x)
+    if name in ("wake-sleep", "rws"):  # two-phase updates, not the gradient of one bound (vaekit.wake_sleep)
+        from .wake_sleep import reweighted_wake_sleep, wake_sleep
+        return wake_sleep(model, x) if name == "wake-sleep" else reweighted_wake_sleep(model, x, k)
     raise ValueError(f"unknown objective {name!r}: choose {', '.join(OBJECTIVES)}")

@@ -23,16 +23,20 @@ from .m2 import M2
 
 
 class VAE(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent: int | LatentSpec):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent: int | LatentSpec, learn_prior: bool = False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.latent = as_spec(latent)
         self.latent_dim = self.latent.code_dim
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # dtype and device of the prior
+        self.prior_logits = nn.Parameter(torch.zeros(self.latent.params_dim)) if learn_prior else None
 
     def prior(self) -> Distribution:
-        """``p(z)``: ``N(0, I)`` with event shape ``(Z,)``, or the uniform discrete prior of the latent spec."""
+        """``p(z)``: ``N(0, I)`` with event shape ``(Z,)``, or the uniform discrete prior of the latent spec, or
+        (``learn_prior``) a factorised discrete prior with learned logits, the top layer of a sigmoid belief net."""
+        if self.prior_logits is not None:
+            return self.latent.posterior(self.prior_logits)
         return self.latent.prior(self._anchor)
 
     def encode(self, x: torch.Tensor) -> Distribution:
@@ -75,4 +79,4 @@ def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: st
         decoder = ConvDecoder(shape, latent, hidden, config.activation, likelihood)
     else:
         raise ValueError(f"unknown model.arch {config.arch!r}: choose mlp or conv")
-    return VAE(encoder, decoder, latent)
+    return VAE(encoder, decoder, latent, learn_prior=config.learn_prior)
