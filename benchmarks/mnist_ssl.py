@@ -3,11 +3,14 @@
     python benchmarks/mnist_ssl.py --labels 100 --seeds 0 1 2                 # label summed out exactly
     python benchmarks/mnist_ssl.py --labels 100 --seeds 0 --estimator gumbel  # Gumbel-softmax over y
     python benchmarks/mnist_ssl.py --labels 100 --seeds 0 --estimator score   # score function (NVIL baseline)
+    python benchmarks/mnist_ssl.py --labels 100 --seeds 0 1 2 --model m1m2      # M2 on the codes of M1
 
 Every run is ``recipes/kingma_m2.toml`` with ``data.labelled``, ``data.label_seed`` (which balanced subset of
 labelled images) and ``train.estimator`` set; it lives in ``runs/ssl/<labels>_<estimator>_seed<k>/`` and resumes
 exactly when the command is repeated. Figures: ``mnist_ssl_m2_<labels>[_<estimator>]_error_pct`` (mean over the
-seeds that have finished, spread in the notes) and one row per seed.
+seeds that have finished, spread in the notes) and one row per seed; for ``--model m1m2``, M1
+(``recipes/kingma_m1.toml``, trained once without labels in ``runs/ssl/m1/``) comes first and the figures are
+``mnist_ssl_m1m2_<labels>...``.
 """
 
 from __future__ import annotations
@@ -27,16 +30,30 @@ from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_ssl"
 RECIPE = ROOT / "recipes" / "kingma_m2.toml"
-PAPER = {100: 11.97, 600: 4.94, 1000: 3.60, 3000: 3.92}  # Kingma et al. 2014, Table 1, M2 test error (%)
+PAPER = {"m2": {100: 11.97, 600: 4.94, 1000: 3.60, 3000: 3.92},  # Kingma et al. 2014, Table 1, test error (%)
+         "m1m2": {100: 3.33, 600: 2.59, 1000: 2.40, 3000: 2.18}}
 ESTIMATORS = {"exact": ["train.estimator=exact"], "gumbel": ["train.estimator=gumbel", "train.temperature_rate=3e-5"],
               "score": ["train.estimator=score", "train.baseline=nvil"]}
 
 
-def run_seed(labels: int, seed: int, estimator: str, epochs: int) -> dict:
+def train_m1() -> Path:
+    """M1 (once, shared by every label draw): a Gaussian VAE on all training images, no labels."""
+    run_dir = ROOT / "runs" / "ssl" / "m1"
+    result = train(load_recipe(ROOT / "recipes" / "kingma_m1.toml"), run_dir,
+                   resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
+    if result.interrupted:
+        sys.exit(130)
+    return run_dir
+
+
+def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None) -> dict:
+    kind = "m2" if m1 is None else "m1m2"
     overrides = [f"data.labelled={labels}", f"data.label_seed={seed}", f"train.seed={seed}", *ESTIMATORS[estimator],
-                 f"name=m2_{labels}_{estimator}_seed{seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
+                 f"name={kind}_{labels}_{estimator}_seed{seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
+    if m1 is not None:
+        overrides += [f"data.features={m1}", "model.likelihood=gaussian"]
     config = load_recipe(RECIPE, overrides)
-    run_dir = ROOT / "runs" / "ssl" / f"{labels}_{estimator}_seed{seed}"
+    run_dir = ROOT / "runs" / "ssl" / f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}_seed{seed}"
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)  # checkpoint written: repeat the command to continue
@@ -48,22 +65,25 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--estimator", choices=ESTIMATORS, default="exact")
-    parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
+    parser.add_argument("--epochs", type=int, default=0, help="override the M2 recipe's epochs (0: keep)")
+    parser.add_argument("--model", choices=("m2", "m1m2"), default="m2")
     args = parser.parse_args()
-    tag = f"{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}")
-    command = (f"python benchmarks/mnist_ssl.py --labels {args.labels} --estimator {args.estimator} --seeds "
-               + " ".join(map(str, args.seeds)) + (f" --epochs {args.epochs}" if args.epochs else ""))
+    tag = f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}")
+    command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
+               f"{args.estimator} --seeds " + " ".join(map(str, args.seeds))
+               + (f" --epochs {args.epochs}" if args.epochs else ""))
+    m1 = train_m1() if args.model == "m1m2" else None
     errors = []
     for seed in args.seeds:
-        report = run_seed(args.labels, seed, args.estimator, args.epochs)
+        report = run_seed(args.labels, seed, args.estimator, args.epochs, m1)
         errors.append(report["error_pct"])
-        record(SCRIPT, f"mnist_ssl_m2_{tag}_seed{seed}_error_pct", report["error_pct"], "%", command,
+        record(SCRIPT, f"mnist_ssl_{tag}_seed{seed}_error_pct", report["error_pct"], "%", command,
                f"label draw {seed}; {report['epochs']} epochs, {report['train_seconds'] / 3600:.2f} h; "
                f"test bound {report['elbo']:.2f} nats")
     spread = f"sd {statistics.stdev(errors):.2f} over {len(errors)} draws" if len(errors) > 1 else "ONE draw only"
-    record(SCRIPT, f"mnist_ssl_m2_{tag}_error_pct", statistics.mean(errors), "%", command,
+    record(SCRIPT, f"mnist_ssl_{tag}_error_pct", statistics.mean(errors), "%", command,
            f"mean over label draws {args.seeds}: {', '.join(f'{e:.2f}' for e in errors)} ({spread}); "
-           f"paper {PAPER.get(args.labels, 'n/a')}% (Kingma et al. 2014, Table 1, M2)")
+           f"paper {PAPER[args.model].get(args.labels, 'n/a')}% (Kingma et al. 2014, Table 1, {args.model.upper()})")
 
 
 if __name__ == "__main__":

@@ -133,3 +133,20 @@ def test_m2_trains_learns_the_classes_and_resumes_exactly(tmp_path, tiny_images)
 def test_m2_configuration_errors_name_the_fix(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_recipe(None, overrides)
+
+
+def test_m1_plus_m2_trains_on_the_codes_of_a_trained_vae(tmp_path, tiny_images):
+    m1 = load_recipe(None, ["model.hidden=16", "model.latent=4", "train.epochs=20", "train.batch_size=32",
+                            "train.lr=1e-2"])  # codes that carry the blob's position above the posterior noise
+    train(m1, tmp_path / "m1", data=tiny_images, progress=False)
+    config = load_recipe(None, M2_TINY + ["train.epochs=6", f"data.features={tmp_path / 'm1'}",
+                                          "model.likelihood=gaussian"])
+    result = train(config, tmp_path / "m1m2", data=tiny_images, progress=False)
+    state = checkpoint.load(tmp_path / "m1m2")
+    assert state["shape"] == [1, 1, 4] and state["likelihood"] == "gaussian"  # M2 models the 4-d codes
+    import json
+    last = json.loads((tmp_path / "m1m2" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert result.finished and last["val_error_pct"] < 50.0
+    with pytest.raises(ConfigError, match="no trained run"):
+        train(load_recipe(None, M2_TINY + [f"data.features={tmp_path / 'none'}"]), tmp_path / "x",
+              data=tiny_images, progress=False)

@@ -34,6 +34,8 @@ class DataConfig:
     labelled: int = 0                # semi-supervised (model.arch = m2): labelled training images, the same
                                      # number of each class (e.g. 100); the rest are used without labels
     label_seed: int = 0              # which labelled images are drawn (report a spread over several seeds)
+    features: str = ""               # m2: a trained Gaussian VAE run (M1) whose q(z1|x) replaces the images
+                                     # (the stacked M1+M2 of Kingma et al. 2014)
 
     @property
     def is_text(self) -> bool:
@@ -163,8 +165,12 @@ class RunConfig:
                                   "is summed out: auto (= exact), exact, gumbel, st-gumbel or score")
             if self.model.latent_type != "gaussian":
                 raise ConfigError("m2 has a Gaussian z beside the discrete label: set model.latent_type = 'gaussian'")
-        elif self.data.labelled:
-            raise ConfigError("data.labelled is for semi-supervised training: set model.arch = 'm2'")
+        elif self.data.labelled or self.data.features:
+            raise ConfigError("data.labelled and data.features are for semi-supervised training: set "
+                              "model.arch = 'm2'")
+        if self.data.features and self.model.likelihood == "bernoulli":
+            raise ConfigError("M2 on M1 features models real-valued codes: set model.likelihood = 'gaussian' "
+                              "(or auto)")
         if self.train.labelled_batch < 1 or self.train.classifier_weight < 0:
             raise ConfigError("train.labelled_batch must be at least 1 and train.classifier_weight at least 0")
         if (self.model.latent_type == "gaussian" and not m2

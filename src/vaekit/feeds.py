@@ -64,7 +64,7 @@ class SemiSupervisedFeed(ImageFeed):
     ``data.label_seed``); an epoch is a pass over the other training images without their labels, and each
     step also sees ``labelled_batch`` labelled images drawn at random with replacement."""
 
-    def __init__(self, config: RunConfig, data: ImageData, dist: Dist, val_x: torch.Tensor):
+    def __init__(self, config: RunConfig, data: ImageData, dist: Dist, val_x: torch.Tensor, features=None):
         from .semi_supervised import draw_labelled
 
         if data.train_labels is None or data.val_labels is None:
@@ -83,6 +83,7 @@ class SemiSupervisedFeed(ImageFeed):
         unlabelled = ImageData(**{**data.__dict__, "train": data.train[~is_labelled], "train_labels": None})
         super().__init__(config, unlabelled, dist, val_x)
         self.val_labels = data.val_labels
+        self.features = features  # M1+M2: a LatentFeatures whose samples replace the images
 
     def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator):
         from .semi_supervised import LabelledBatch
@@ -91,6 +92,8 @@ class SemiSupervisedFeed(ImageFeed):
         pick = torch.randint(len(self.labelled_x), (self.labelled_batch,), generator=noise)
         raw = self.labelled_x[pick]
         labelled = binarize(raw, self.data.max_value, noise) if self.binarise else raw.float().div_(self.data.max_value)
+        if self.features is not None:
+            x, labelled = self.features.sample(x), self.features.sample(labelled)
         return LabelledBatch(x, labelled, self.labelled_y[pick]), b
 
     def validation_error(self, model) -> float:

@@ -31,7 +31,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     elif config.model.arch == "m2":
         from .semi_supervised import evaluate_m2
 
-        x, labels = eval_inputs(config, data, split), data.split(split)[1]
+        from .semi_supervised import m2_inputs
+
+        x, labels = m2_inputs(config, data, split), data.split(split)[1]
         result = evaluate_m2(model, x[: limit or None], labels[: limit or None], seed=config.eval.seed)
         result["nll_per_example"] = []
     else:
@@ -117,6 +119,9 @@ def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) ->
         curves = run_dir / "metrics.jsonl"
         return [plots.training_curves(curves, run_dir / "curves.png")] if "curves" in what and curves.exists() else []
     shape = tuple(state["shape"])
+    if config.model.arch == "m2" and config.data.features:  # M1+M2: codes, not images: the curves only
+        curves = run_dir / "metrics.jsonl"
+        return [plots.training_curves(curves, run_dir / "curves.png")] if curves.exists() else []
     if config.model.arch == "m2":  # samples (one class per column), analogies, curves
         written = [plots.sample_grid(model, shape, run_dir / "samples.png", n=100)]
         x = eval_inputs(config, load_data(config.data), "test")[:10]

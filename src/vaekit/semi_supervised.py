@@ -135,3 +135,41 @@ def evaluate_m2(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 
     bound = torch.cat([t.bound for t in terms]).double()
     return {"n": len(x), "error_pct": error_rate(model, x, labels), "elbo": bound.mean().item(),
             "kl_y": torch.cat([t.kl for t in terms]).double().mean().item(), "seconds": time.perf_counter() - start}
+
+
+class LatentFeatures:
+    """M1 of Kingma et al. (2014), Sec. 3.1.1: a trained Gaussian VAE whose posterior ``q(z1|x)`` replaces the
+    images for M2 (the stacked "M1+M2"). Training batches draw ``z1 ~ q(z1|x)`` afresh; evaluation uses the
+    posterior mean. ``run_dir`` is an ordinary vaekit run of a Gaussian VAE on the same images."""
+
+    def __init__(self, run_dir: str):
+        from .errors import CheckpointError, ConfigError
+        from .models import VAE
+        from .runs import load_model
+
+        try:
+            _, model, _ = load_model(run_dir)
+        except CheckpointError:
+            raise ConfigError(f"data.features = {run_dir!r}: no trained run there; train M1 first, e.g. "
+                              f"`vaekit train recipes/kingma_m1.toml --out {run_dir}`") from None
+        if not isinstance(model, VAE) or model.latent.kind != "gaussian":
+            raise ConfigError(f"data.features = {run_dir!r} is not a Gaussian VAE run (M1 must have a Gaussian z)")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.model, self.dim = model, model.latent_dim
+
+    @torch.no_grad()
+    def sample(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x).sample()
+
+    @torch.no_grad()
+    def mean(self, x: torch.Tensor, batch_size: int = 5000) -> torch.Tensor:
+        return torch.cat([self.model.encode(x[i:i + batch_size]).mean for i in range(0, len(x), batch_size)])
+
+
+def m2_inputs(config, data, split: str) -> torch.Tensor:
+    """What M2 sees of an evaluation split: the fixed images, or their M1 posterior means (``data.features``)."""
+    from .runs import eval_inputs
+
+    x = eval_inputs(config, data, split)
+    return LatentFeatures(config.data.features).mean(x) if config.data.features else x

@@ -43,7 +43,8 @@ from .models import M2, build_model
 from .objectives import elbo, exact_log_likelihood, objective
 from .runs import build_sentence_model, eval_inputs, load_data, resolve_likelihood, write_json
 from .schedules import gumbel_temperature, kl_weight, lr_multiplier
-from .semi_supervised import LabelledBatch, default_classifier_weight, semi_supervised_loss, unlabelled_bound
+from .semi_supervised import (LabelledBatch, LatentFeatures, default_classifier_weight, semi_supervised_loss,
+                              unlabelled_bound)
 
 
 @dataclass
@@ -164,6 +165,10 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                           "is not tested yet): run without torchrun / --nproc")
     likelihood = resolve_likelihood(config, data)
     shape = (len(data.vocab),) if text else data.shape  # recorded in checkpoints, checked on resume
+    features = None
+    if config.data.features:  # M1+M2: M2 models the codes of a trained VAE, real-valued
+        features = LatentFeatures(config.data.features)
+        shape, likelihood = (1, 1, features.dim), "gaussian"
     saved = None
     if resume:
         saved = dist.broadcast(checkpoint.load(run_dir) if dist.is_main else None)
@@ -184,10 +189,12 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         estimator = None
         feed = TextFeed(config, data, dist)
     else:
-        model = build_model(config.model, data.shape, likelihood)
-        estimator = build_estimator(t, data.dim)
+        model = build_model(config.model, shape, likelihood)
+        estimator = build_estimator(t, math.prod(shape))
         if config.model.arch == "m2":
-            feed = SemiSupervisedFeed(config, data, dist, eval_inputs(config, data, "val"))
+            val_x = eval_inputs(config, data, "val")
+            feed = SemiSupervisedFeed(config, data, dist, val_x if features is None else features.mean(val_x),
+                                      features)
             estimator = estimator or Enumerate()
         else:
             feed = ImageFeed(config, data, dist, eval_inputs(config, data, "val"))
