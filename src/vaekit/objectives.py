@@ -109,15 +109,24 @@ def iwae_bound(model, x: torch.Tensor, k: int) -> Terms:
     """The importance-weighted bound ``L_k = E[logsumexp_i log w_i - log k]`` (Burda et al. 2016).
 
     ``L_1`` is the ELBO, ``L_k <= L_{k+1} <= log p(x)``. Its gradient weights each sample's
-    gradient by its normalised importance weight. ``log_px_z`` and ``kl`` are reported for the
-    k samples on average (the KL here is the Monte Carlo ``E_q[log q - log p]``).
+    gradient by its normalised importance weight. For a discrete ``q`` (no ``rsample``) the encoder's
+    gradient is VIMCO's score-function estimator with leave-one-out baselines (Mnih & Rezende 2016).
+    ``log_px_z`` and ``kl`` are reported for the k samples on average (the KL here is the Monte Carlo
+    ``E_q[log q - log p]``).
     """
     q = model.encode(x)
-    z = q.rsample((k,))
+    z = q.rsample((k,)) if q.has_rsample else q.sample((k,))
     log_px_z = model.decode(z).log_prob(x)
-    log_ratio = model.prior().log_prob(z) - q.log_prob(z)
-    bound = torch.logsumexp(log_px_z + log_ratio, dim=0) - math.log(k)
-    return Terms(loss=-bound, bound=bound, log_px_z=log_px_z.mean(0).detach(), kl=(-log_ratio).mean(0).detach())
+    log_q = q.log_prob(z)
+    log_ratio = model.prior().log_prob(z) - log_q
+    if q.has_rsample:
+        bound = torch.logsumexp(log_px_z + log_ratio, dim=0) - math.log(k)
+        loss = -bound
+    else:  # discrete z: VIMCO's leave-one-out baselines for the score-function part (Mnih & Rezende 2016)
+        from .estimators import vimco_surrogate
+        bound, surrogate = vimco_surrogate(log_px_z + log_ratio, log_q)
+        loss, bound = -surrogate, bound.detach()
+    return Terms(loss=loss, bound=bound, log_px_z=log_px_z.mean(0).detach(), kl=(-log_ratio).mean(0).detach())
 
 
 @torch.no_grad()
@@ -155,8 +164,8 @@ def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None
         return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits)
     if name == "iwae":
         if estimator is not None:
-            raise ValueError("the IWAE objective uses the pathwise estimator (VIMCO for discrete latents is "
-                             "vaekit.estimators.vimco_surrogate)")
+            raise ValueError("the IWAE objective chooses its own estimator: pathwise for a Gaussian z, VIMCO "
+                             "for a discrete one (leave train.estimator = 'auto')")
         if beta != 1.0 or free_bits:
             raise ValueError("beta and free bits apply to the ELBO only; the IWAE bound has no separate KL term")
         return iwae_bound(model, x, k)
