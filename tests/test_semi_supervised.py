@@ -125,6 +125,21 @@ def test_m2_trains_learns_the_classes_and_resumes_exactly(tmp_path, tiny_images)
     assert result.finished
 
 
+def test_m2_run_is_evaluated_plotted_and_reconstructed_from_the_command_line(tmp_path, tiny_images, monkeypatch):
+    import vaekit.report as report_module
+    from vaekit.cli import main
+
+    monkeypatch.setattr(report_module, "load_data", lambda config: tiny_images)
+    train(load_recipe(None, M2_TINY + ["train.epochs=2"]), tmp_path / "run", data=tiny_images, progress=False)
+    report = report_module.evaluate_run(tmp_path / "run", split="test")
+    assert 0 <= report["error_pct"] <= 100 and report["elbo"] < 0 and report["n"] == 50
+    written = {p.name for p in report_module.plot_run(tmp_path / "run")}
+    assert {"samples.png", "analogies.png", "curves.png"} <= written
+    assert "classification error" in (tmp_path / "run" / "report.md").read_text()
+    main(["sample", str(tmp_path / "run"), "--out", str(tmp_path / "s.png")])
+    assert (tmp_path / "s.png").exists()
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model.arch=m2"], "data.labelled"),
     (["data.labelled=100"], "model.arch = 'm2'"),

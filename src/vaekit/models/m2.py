@@ -72,6 +72,12 @@ class M2(nn.Module):
         return self.decode(z, y).mean
 
     @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of ``p(x|y_hat, z)`` at ``y_hat = argmax q(y|x)`` and ``z = E_q[z|x, y_hat]``."""
+        y_hat = torch.eye(self.classes, dtype=x.dtype)[self.classify(x)]
+        return self.decode(self.encode_z(x, y_hat).mean, y_hat).mean
+
+    @torch.no_grad()
     def analogies(self, x: torch.Tensor) -> torch.Tensor:
         """Kingma et al. (2014), Fig. 1: each image's style ``z = E_q[z|x, y_hat]`` decoded with every class,
         ``(N, C, D)``."""
