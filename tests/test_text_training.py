@@ -120,7 +120,7 @@ def test_text_evaluation_is_consistent_and_the_lm_is_scored_exactly(tmp_path, co
 def test_sentence_configs_that_do_not_fit_are_refused_with_the_fix(corpus):
     with pytest.raises(ConfigError, match="does not fit the data"):
         load_recipe(None, ["model.arch=lstm"])  # MNIST with an LSTM
-    with pytest.raises(ConfigError, match="trains with train.objective = 'mle'"):
+    with pytest.raises(ConfigError, match="train with train.objective = 'mle'"):
         load_recipe(None, [f"data.path={corpus}", "model.arch=lstm-lm"])
     with pytest.raises(ConfigError, match="word_dropout applies to sentence models"):
         load_recipe(None, ["train.word_dropout=0.2"])

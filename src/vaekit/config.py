@@ -34,6 +34,8 @@ class DataConfig:
     labelled: int = 0                # semi-supervised (model.arch = m2): labelled training images, the same
                                      # number of each class (e.g. 100); the rest are used without labels
     label_seed: int = 0              # which labelled images are drawn (report a spread over several seeds)
+    quadrants: int = 0               # cvae / cvae-nn: MNIST quadrant completion with 1, 2 or 3 quadrants given
+                                     # (Sohn et al. 2015; 1 = bottom-left, 2 = left half, 3 = all but top-right)
     features: str = ""               # m2: a trained Gaussian VAE run (M1) whose q(z1|x) replaces the images
                                      # (the stacked M1+M2 of Kingma et al. 2014)
 
@@ -46,6 +48,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "mlp"                # mlp | conv (images); m2 (semi-supervised, Kingma et al. 2014);
+                                     # cvae (Sohn et al. 2015) | cvae-nn (its deterministic baseline);
                                      # lstm (sentence VAE) | lstm-lm (its LM baseline)
     hidden: tuple[int, ...] = (400,)  # hidden layer sizes of the encoder; the decoder mirrors them
     latent: int = 20                 # dimension of z (number of latent variables if discrete)
@@ -62,6 +65,7 @@ class ModelConfig:
     tie_embeddings: bool = False     # output layer shares the embedding matrix
     dropout: float = 0.0             # dropout on embeddings and LSTM outputs (Zaremba et al. 2014); 0 = off
     learn_prior: bool = False        # discrete z: learn the prior's logits (a sigmoid belief net's top biases)
+    prior_network: bool = True       # cvae: a learned prior p(z|c) (False: N(0, I))
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class TrainConfig:
     temperature_min: float = 0.5     # ... annealed as max(temperature_min, temperature * exp(-rate * t))
     temperature_rate: float = 0.0    # (Jang et al. 2017), t updated every `temperature_every` steps
     temperature_every: int = 1000
+    hybrid_alpha: float = 0.5        # cvae, objective = hybrid: alpha * ELBO + (1 - alpha) * GSNN (Sohn et al. eq. 9)
     classifier_weight: float = 0.0   # m2: alpha on the labelled cross-entropy (0 = the paper's 0.1 N, per
                                      # labelled example 0.1 N / N_labelled; Kingma et al. 2014, eq. 9)
     labelled_batch: int = 100        # m2: labelled images beside each batch of unlabelled ones
@@ -185,9 +190,22 @@ class RunConfig:
             raise ConfigError(f"model.arch = {self.model.arch!r} does not fit the data "
                               f"({self.data.path or self.data.name}): use mlp or conv for images, lstm or "
                               "lstm-lm for text (data.name = ptb | brown, or data.path = a .txt file)")
-        if (self.model.arch == "lstm-lm") != (self.train.objective == "mle"):
-            raise ConfigError("the LSTM language model (model.arch = 'lstm-lm') has no latent variable and "
-                              "trains with train.objective = 'mle'; latent-variable models use elbo or iwae")
+        conditional = self.model.arch in ("cvae", "cvae-nn")
+        if (self.model.arch in ("lstm-lm", "cvae-nn")) != (self.train.objective == "mle"):
+            raise ConfigError("models without a latent variable (model.arch = 'lstm-lm' or 'cvae-nn') train with "
+                              "train.objective = 'mle', and only they do; latent-variable models use elbo or iwae")
+        if conditional != (self.data.quadrants != 0):
+            raise ConfigError("quadrant completion pairs model.arch = 'cvae' or 'cvae-nn' with data.quadrants = "
+                              "1, 2 or 3 (the number of quadrants given)")
+        if conditional and self.data.quadrants not in (1, 2, 3):
+            raise ConfigError(f"data.quadrants = {self.data.quadrants}: choose 1, 2 or 3")
+        if self.train.objective in ("gsnn", "hybrid") and self.model.arch != "cvae":
+            raise ConfigError(f"train.objective = {self.train.objective!r} is a CVAE objective (Sohn et al. 2015): "
+                              "set model.arch = 'cvae'")
+        if self.model.arch == "cvae" and self.train.objective not in ("elbo", "gsnn", "hybrid"):
+            raise ConfigError("model.arch = 'cvae' trains with train.objective = elbo, gsnn or hybrid")
+        if not 0 <= self.train.hybrid_alpha <= 1:
+            raise ConfigError(f"train.hybrid_alpha = {self.train.hybrid_alpha}: must be in [0, 1]")
         if not 0 <= self.train.word_dropout <= 1:
             raise ConfigError(f"train.word_dropout = {self.train.word_dropout}: must be a probability in [0, 1]")
         if self.train.word_dropout and not text_arch:
@@ -213,14 +231,14 @@ class RunConfig:
 
 CHOICES = {
     "data.binarize": ("dynamic", "none"),
-    "model.arch": ("mlp", "conv", "m2", "lstm", "lstm-lm"),
+    "model.arch": ("mlp", "conv", "m2", "cvae", "cvae-nn", "lstm", "lstm-lm"),
     "model.activation": ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu"),
     "model.likelihood": ("auto", "bernoulli", "gaussian"),
     "model.latent_type": ("gaussian", "categorical", "bernoulli"),
     "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
     "train.baseline": ("none", "moving-average", "nvil"),
     "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
-    "train.objective": ("elbo", "iwae", "mle", "wake-sleep", "rws"),
+    "train.objective": ("elbo", "iwae", "mle", "wake-sleep", "rws", "gsnn", "hybrid"),
     "train.lr_schedule": ("constant", "cosine", "burda"),
     "eval.split": ("test", "val", "train"),
 }

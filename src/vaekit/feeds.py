@@ -6,6 +6,7 @@ The training loop (:mod:`vaekit.train`) knows nothing of images or sentences; a 
   tensor by a slice of it and binarises it afresh (Burda et al. 2016) or scales it to [0, 1].
 * :class:`SemiSupervisedFeed` -- as :class:`ImageFeed` over the unlabelled images, each batch paired with
   ``labelled_batch`` labelled images drawn with replacement from the few labelled ones (M2).
+* :class:`QuadrantFeed` -- as :class:`ImageFeed`, each image split into given quadrants and the rest (CVAE).
 * :class:`TextFeed` -- the plan is a ``(batches, batch_size)`` table of sentence indices (-1 pads the
   last row), bucketed by length (:func:`vaekit.data.text.bucket_order`); a batch pads its sentences
   into a :class:`SentenceBatch` and applies word dropout to the decoder inputs (Bowman et al. 2016,
@@ -101,6 +102,28 @@ class SemiSupervisedFeed(ImageFeed):
         from .semi_supervised import error_rate
 
         return error_rate(model, self.val_x, self.val_labels[: len(self.val_x)])
+
+
+class QuadrantFeed(ImageFeed):
+    """Sohn et al. (2015): each (freshly binarised) image split into the given quadrants ``c`` and the
+    pixels to predict ``x`` (:class:`vaekit.conditional.ConditionalBatch`)."""
+
+    def __init__(self, config: RunConfig, data: ImageData, dist: Dist, val_x: torch.Tensor):
+        from .conditional import quadrant_mask
+
+        super().__init__(config, data, dist, val_x)
+        self.mask = quadrant_mask(config.data.quadrants, data.shape[1], data.shape[2])
+
+    def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator):
+        from .conditional import split
+
+        x, b = super().batch(plan, index, noise)
+        return split(x, self.mask), b
+
+    def validation_batches(self, batch_size: int = 1000):
+        from .conditional import split
+
+        return [split(x, self.mask) for x in super().validation_batches(batch_size)]
 
 
 class TextFeed:

@@ -81,6 +81,21 @@ def analogies(model, x: torch.Tensor, shape, path) -> Path:
 
 
 @torch.no_grad()
+def completions(model, x: torch.Tensor, config, shape, path, samples: int = 5) -> Path:
+    """Sohn et al. (2015), Fig. 3: per test image (one row), the truth, the given quadrants (the rest grey),
+    then ``samples`` completions from ``p(x|z, c)``, ``z ~ p(z|c)`` (the mean, for the baseline)."""
+    from .conditional import join, quadrant_mask, split
+
+    mask = quadrant_mask(config.data.quadrants, shape[1], shape[2])
+    batch = split(x, mask)
+    given = join(batch.c, torch.full_like(batch.x, 0.5), mask)
+    filled = join(batch.c, model.complete(batch.c, samples), mask)               # (S, N, D)
+    rows = torch.cat([x[:, None], given[:, None], filled.transpose(0, 1)], 1)     # (N, 2 + S, D)
+    return _save_image(_tile(_display(rows.flatten(0, 1)), shape, len(x), rows.shape[1]), path,
+                       "truth, given quadrants, completions")
+
+
+@torch.no_grad()
 def manifold(model, shape, path, steps: int = 20) -> Path:
     """Kingma & Welling (2014) Fig. 4: decode a grid of z = Phi^{-1}(u), u on the unit square (Z = 2)."""
     if model.latent.kind != "gaussian" or model.latent.size != 2:

@@ -28,10 +28,15 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
         batches = text_batches(data, split, config.eval.batch_size, limit)
         result = evaluate_text(model, batches, k=k, sample_chunk=config.eval.sample_chunk, seed=config.eval.seed,
                                progress=progress)
-    elif config.model.arch == "m2":
-        from .semi_supervised import evaluate_m2
+    elif config.model.arch in ("cvae", "cvae-nn"):
+        from .conditional import evaluate_conditional, quadrant_batches
 
-        from .semi_supervised import m2_inputs
+        x = eval_inputs(config, data, split)[: limit or None]
+        result = evaluate_conditional(model, quadrant_batches(x, config, config.eval.batch_size), samples=k,
+                                      seed=config.eval.seed)
+        result["nll_per_example"] = []
+    elif config.model.arch == "m2":
+        from .semi_supervised import evaluate_m2, m2_inputs
 
         x, labels = m2_inputs(config, data, split), data.split(split)[1]
         result = evaluate_m2(model, x[: limit or None], labels[: limit or None], seed=config.eval.seed)
@@ -65,6 +70,17 @@ def format_report(r: dict) -> str:
     status = "finished" if r["finished"] else "NOT finished (checkpoint mid-training)"
     if "ppl" in r:
         return format_text_report(r, status)
+    if "ncll" in r:
+        latent = r["k"] is not None
+        rows = [(f"negative conditional log-likelihood, {'importance-sampled, S = ' + str(r['k']) if latent else 'exact'}",
+                 f"**{r['ncll']:.2f}** ± {r['ncll_stderr']:.2f} nats")]
+        if latent:
+            rows += [("conditional ELBO", f"{r['elbo']:.2f} nats"), ("KL(q(z|x,c) || p(z|c))", f"{r['kl']:.2f} nats")]
+        rows += [("examples", str(r["n"])),
+                 ("training", f"{r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status})"),
+                 ("evaluation time", f"{r['seconds']:.0f} s")]
+        return (f"# {r['name']}: evaluation on the {r['split']} split\n\n| quantity | value |\n|---|---|\n"
+                + "".join(f"| {a} | {b} |\n" for a, b in rows))
     if "error_pct" in r:
         return (f"# {r['name']}: evaluation on the {r['split']} split\n\n| quantity | value |\n|---|---|\n"
                 f"| classification error of q(y|x) | **{r['error_pct']:.2f}%** of {r['n']} images |\n"
@@ -119,6 +135,12 @@ def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) ->
         curves = run_dir / "metrics.jsonl"
         return [plots.training_curves(curves, run_dir / "curves.png")] if "curves" in what and curves.exists() else []
     shape = tuple(state["shape"])
+    if config.model.arch in ("cvae", "cvae-nn"):  # completions of test images, and the curves
+        x = eval_inputs(config, load_data(config.data), "test")[:8]
+        written = [plots.completions(model, x, config, shape, run_dir / "completions.png")]
+        if (run_dir / "metrics.jsonl").exists():
+            written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
+        return written
     if config.model.arch == "m2" and config.data.features:  # M1+M2: codes, not images: the curves only
         curves = run_dir / "metrics.jsonl"
         return [plots.training_curves(curves, run_dir / "curves.png")] if curves.exists() else []

@@ -114,6 +114,9 @@ def load_model(run_dir: str | Path) -> tuple[RunConfig, VAE | SentenceVAE, dict]
     config = RunConfig.from_dict(state["config"])
     if config.data.is_text:
         model = build_sentence_model(config.model, run_vocab(state))
+    elif config.model.arch in ("cvae", "cvae-nn"):
+        from .conditional import build_conditional_model
+        model = build_conditional_model(config, tuple(state["shape"]))
     else:
         model = build_model(config.model, tuple(state["shape"]), state["likelihood"])
     model.load_state_dict(state["model"])

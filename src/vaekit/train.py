@@ -32,13 +32,14 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
+from .conditional import ConditionalBatch, build_conditional_model, conditional_objective
 from .config import RunConfig
 from .distributed import Dist, rank_seeds, setup
 from .data import ImageData
 from .data.text import TextData
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .estimators import Enumerate, GumbelSoftmax, build_estimator
-from .feeds import ImageFeed, SemiSupervisedFeed, TextFeed
+from .feeds import ImageFeed, QuadrantFeed, SemiSupervisedFeed, TextFeed
 from .models import M2, build_model
 from .objectives import elbo, exact_log_likelihood, objective
 from .runs import build_sentence_model, eval_inputs, load_data, resolve_likelihood, write_json
@@ -77,14 +78,17 @@ class ObjectiveModule(torch.nn.Module):
     hooks ``forward``) can wrap it. Returns per-example ``(loss, bound, kl)``, the last two detached."""
 
     def __init__(self, model: torch.nn.Module, name: str, k: int, estimator: torch.nn.Module | None = None,
-                 free_bits: float = 0.0, classifier_weight: float = 0.0):
+                 free_bits: float = 0.0, classifier_weight: float = 0.0, hybrid_alpha: float = 0.5):
         super().__init__()
         self.model, self.name, self.k, self.estimator, self.free_bits = model, name, k, estimator, free_bits
         self.classifier_weight = classifier_weight
+        self.hybrid_alpha = hybrid_alpha
 
     def forward(self, x, beta: float = 1.0):
         if isinstance(x, LabelledBatch):  # M2: the label is a latent variable of the unlabelled images
             terms = semi_supervised_loss(self.model, x, self.estimator, self.classifier_weight)
+        elif isinstance(x, ConditionalBatch):  # CVAE (Sohn et al. 2015) or its deterministic baseline
+            terms = conditional_objective(self.name, self.model, x, beta, self.hybrid_alpha)
         else:
             terms = objective(self.name, self.model, x, k=self.k, beta=beta, estimator=self.estimator,
                               free_bits=self.free_bits)
@@ -128,7 +132,9 @@ def validation_elbo(model, batches, dist: Dist | None = None, name: str = "elbo"
     totals = torch.zeros(3, dtype=torch.float64)
     count = 0
     for x in batches:
-        if name == "mle":
+        if isinstance(x, ConditionalBatch):  # the conditional ELBO (or the baseline's exact log p(x|c))
+            terms = conditional_objective("mle" if name == "mle" else "elbo", model, x)
+        elif name == "mle":
             terms = exact_log_likelihood(model, x)
         elif isinstance(model, M2):  # the bound on log p(x) with the label summed out
             terms = unlabelled_bound(model, x, Enumerate())
@@ -189,9 +195,12 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         estimator = None
         feed = TextFeed(config, data, dist)
     else:
-        model = build_model(config.model, shape, likelihood)
+        conditional = config.model.arch in ("cvae", "cvae-nn")
+        model = build_conditional_model(config, shape) if conditional else build_model(config.model, shape, likelihood)
         estimator = build_estimator(t, math.prod(shape))
-        if config.model.arch == "m2":
+        if conditional:
+            feed = QuadrantFeed(config, data, dist, eval_inputs(config, data, "val"))
+        elif config.model.arch == "m2":
             val_x = eval_inputs(config, data, "val")
             feed = SemiSupervisedFeed(config, data, dist, val_x if features is None else features.mean(val_x),
                                       features)
@@ -201,7 +210,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     classifier_weight = t.classifier_weight
     if isinstance(feed, SemiSupervisedFeed) and not classifier_weight:
         classifier_weight = default_classifier_weight(feed.n_total, config.data.labelled)
-    step_module = ObjectiveModule(model, t.objective, t.k, estimator, t.free_bits, classifier_weight)
+    step_module = ObjectiveModule(model, t.objective, t.k, estimator, t.free_bits, classifier_weight, t.hybrid_alpha)
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     steps_per_epoch = feed.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
