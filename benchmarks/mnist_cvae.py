@@ -1,0 +1,67 @@
+"""Sohn et al. (2015) on MNIST quadrant completion: the CVAE against its deterministic baseline.
+
+    python benchmarks/mnist_cvae.py                       # 1, 2 and 3 given quadrants, CVAE and baseline
+    python benchmarks/mnist_cvae.py --quadrants 1 --variants cvae hybrid
+
+Every run is ``recipes/sohn_cvae.toml`` with ``data.quadrants`` and the variant's overrides; it lives in
+``runs/cvae/<variant>_q<quadrants>/`` and resumes exactly when the command is repeated. Figures (issue 5
+names): ``mnist_cvae_quadrant{1,2,3}_ncll`` (importance-sampled, S = ``eval.k`` = 100) and
+``mnist_baseline_quadrant{1,2,3}_ncll`` (exact), in nats per image over the predicted pixels; the
+``gsnn`` and ``hybrid`` variants write ``mnist_<variant>_quadrant<q>_ncll``.
+
+Comparability: the Pyro CVAE tutorial's 71.8 / 51.0 / 24.2 nats (1 / 2 / 3 quadrants) are Monte Carlo
+ELBO-style losses on *non-binarised* intensities, so they are a rough reference, not a like-for-like
+anchor; Sohn et al.'s own table has not been checked here yet (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, record  # noqa: E402
+
+from vaekit import checkpoint  # noqa: E402
+from vaekit.config import load_recipe  # noqa: E402
+from vaekit.report import evaluate_run, plot_run  # noqa: E402
+from vaekit.train import train  # noqa: E402
+
+SCRIPT = "mnist_cvae"
+RECIPE = ROOT / "recipes" / "sohn_cvae.toml"
+VARIANTS = {"cvae": ["train.objective=elbo"], "baseline": ["model.arch=cvae-nn", "train.objective=mle"],
+            "gsnn": ["train.objective=gsnn"], "hybrid": ["train.objective=hybrid", "train.hybrid_alpha=0.5"]}
+PYRO = {1: 71.8, 2: 51.0, 3: 24.2}
+
+
+def run(variant: str, quadrants: int) -> dict:
+    overrides = [*VARIANTS[variant], f"data.quadrants={quadrants}", f"name=cvae_{variant}_q{quadrants}"]
+    config = load_recipe(RECIPE, overrides)
+    run_dir = ROOT / "runs" / "cvae" / f"{variant}_q{quadrants}"
+    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
+    if result.interrupted:
+        sys.exit(130)
+    report = evaluate_run(run_dir, split="test")
+    plot_run(run_dir)
+    command = f"python benchmarks/mnist_cvae.py --quadrants {quadrants} --variants {variant}"
+    how = f"importance-sampled, S = {report['k']}" if report["k"] else "exact"
+    status = "finished" if report["finished"] else "NOT finished"
+    record(SCRIPT, f"mnist_{variant}_quadrant{quadrants}_ncll", report["ncll"], "nats", command,
+           f"{how}; ± {report['ncll_stderr']:.2f}; {report['epochs']} epochs ({status}), "
+           f"{report['train_seconds'] / 60:.1f} min; Pyro tutorial (intensities, not binarised): {PYRO[quadrants]}")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quadrants", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["cvae", "baseline"])
+    args = parser.parse_args()
+    for q in args.quadrants:
+        for variant in args.variants:
+            run(variant, q)
+
+
+if __name__ == "__main__":
+    main()
