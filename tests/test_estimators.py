@@ -216,3 +216,28 @@ def test_vimco_gradient_of_the_k_sample_bound_matches_exact_enumeration():
                                for j in range(0, n, 10)])
     mean, se = per_example.mean(0), per_example.std(0) / math.sqrt(len(per_example))
     assert ((mean - exact_grad).abs() < 4.5 * se + 1e-9).all(), (mean, exact_grad, se)
+
+
+def test_nvil_normalisation_scales_every_encoder_gradient_alike_and_leaves_the_decoder_alone():
+    """With a learned baseline's variance normalisation, the encoder's whole gradient (score term and the
+    analytic KL alike) is divided by max(1, sqrt(v)); the decoder's is unchanged."""
+    from vaekit.config import ModelConfig
+    from vaekit.models.vae import build_model
+    from vaekit.objectives import elbo
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=(4,), latent=2, latent_type="categorical", categories=3), (1, 2, 3),
+                        "bernoulli").double()
+    x = (torch.rand(5, 6, dtype=D) > 0.5).double()
+    grads = {}
+    baseline = NVILBaseline(6, hidden=3).double()
+    baseline.var.fill_(16.0)  # sqrt(v) = 4
+    baseline.eval()
+    for normalise in (False, True):
+        baseline.normalise = normalise
+        torch.manual_seed(1)
+        loss = elbo(model, x, estimator=ScoreFunction(baseline)).loss.sum()
+        grads[normalise] = torch.autograd.grad(loss, [*model.encoder.parameters(), *model.decoder.parameters()])
+    n_encoder = len(list(model.encoder.parameters()))
+    for i, (plain, scaled) in enumerate(zip(grads[False], grads[True])):
+        assert torch.allclose(scaled, plain / 4 if i < n_encoder else plain)

@@ -87,9 +87,11 @@ class NVILBaseline(nn.Module):
 
     The centred signal is ``(l - c - b_psi(x)) / max(1, sqrt(v))`` with ``c`` a moving average of
     ``l - b_psi(x)``, ``v`` a moving average of its variance, and ``b_psi`` an MLP trained to minimise
-    ``E[(l - c - b_psi(x))^2]`` (returned as the auxiliary loss). The division by ``sqrt(v)`` rescales the
-    encoder's gradient (an adaptive step size, not a change of direction); ``normalise=False`` leaves the
-    centred signal as it is, which keeps the gradient an unbiased estimate (used by the diagnostics).
+    ``E[(l - c - b_psi(x))^2]`` (returned as the auxiliary loss). The division by ``max(1, sqrt(v))`` is an
+    adaptive step size for the *whole* encoder (Mnih & Gregor divide the learning signal, which there holds
+    the KL too): :class:`ScoreFunction` applies it to every gradient that reaches ``q``'s parameters, so an
+    analytic KL term is scaled alike instead of overpowering a shrunken reconstruction signal (which
+    collapses the posterior). ``normalise=False`` leaves the scale at 1: an unbiased estimate (diagnostics).
     """
 
     def __init__(self, data_dim: int, hidden: int = 100, decay: float = 0.9, normalise: bool = True):
@@ -110,10 +112,11 @@ class NVILBaseline(nn.Module):
                 spread = _mean_over_ranks((centred - self.mean).pow(2).mean())
                 self.var.mul_(self.decay).add_((1 - self.decay) * spread)
         residual = signal - self.mean - learned
-        centred = centred - self.mean
-        if self.normalise:
-            centred = centred / self.var.sqrt().clamp(min=1.0)
-        return centred, residual.pow(2)
+        return centred - self.mean, residual.pow(2)
+
+    def encoder_scale(self) -> torch.Tensor | None:
+        """The divisor of the encoder's gradients, ``max(1, sqrt(v))``, or None without normalisation."""
+        return self.var.sqrt().clamp(min=1.0) if self.normalise else None
 
 
 class ScoreFunction(nn.Module):
@@ -137,7 +140,20 @@ class ScoreFunction(nn.Module):
         else:
             signal, aux = self.baseline(value.detach(), x)
         surrogate = value + signal.detach() * q.log_prob(z)
+        scale = getattr(self.baseline, "encoder_scale", lambda: None)()
+        if scale is not None and torch.is_grad_enabled():
+            _scale_gradients(q, 1.0 / scale.detach())
         return Estimate(value, surrogate, z, aux)
+
+
+def _scale_gradients(q: Distribution, factor: torch.Tensor) -> None:
+    """Multiply every gradient that flows back into ``q``'s parameter tensors by ``factor``."""
+    base = q.base_dist if isinstance(q, Independent) else q
+    names = ("logits",) if isinstance(base, (OneHotCategorical, Bernoulli)) else ("loc", "scale")
+    for name in names:  # the tensors every log-probability, sample score and KL of ``q`` is computed from
+        tensor = getattr(base, name)
+        if tensor.requires_grad:
+            tensor.register_hook(lambda grad: grad * factor)
 
 
 def relax(q: Distribution, temperature: float | torch.Tensor) -> Distribution:
