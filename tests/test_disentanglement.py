@@ -98,3 +98,32 @@ def test_metrics_score_a_disentangled_code_at_the_top_and_noise_near_chance(metr
 def test_mig_is_low_for_an_entangled_code_that_a_classifier_still_reads():
     assert mutual_information_gap(entangled, sample_factors, render, n=5000) < 0.5
     assert mutual_information_gap(perfect, sample_factors, render, n=5000) > 0.95
+
+
+def test_dsprites_loads_as_image_data_from_the_cache_it_builds(tmp_path, monkeypatch):
+    from vaekit.data.images import dsprites_path, load_dsprites
+
+    monkeypatch.setenv("VAEKIT_DATA", str(tmp_path))
+    monkeypatch.setattr(dsprites, "COUNT", 3000)  # the first 3000 images (the full build takes ~40 s)
+    data = load_dsprites(validation=300, test=300)
+    assert dsprites_path().exists() and data.shape == (1, 64, 64) and data.is_binary
+    assert len(data.train) + len(data.val) + len(data.test) == 3000
+    assert set(data.train_labels.unique().tolist()) <= {0}  # the first 3000 images are all squares
+
+
+def test_controlled_capacity_penalises_the_distance_of_the_batch_kl_from_c():
+    import torch
+
+    from vaekit.config import ModelConfig
+    from vaekit.models.vae import build_model
+    from vaekit.objectives import elbo
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=(8,), latent=3), (1, 2, 4), "bernoulli")
+    x = (torch.rand(6, 8) > 0.5).float()
+    torch.manual_seed(1)
+    plain = elbo(model, x)
+    torch.manual_seed(1)
+    capped = elbo(model, x, beta=10.0, capacity=2.0)
+    expected = -plain.log_px_z.mean() + 10.0 * (plain.kl.mean() - 2.0).abs()
+    assert torch.allclose(capped.loss.mean(), expected) and torch.allclose(capped.bound, plain.bound)

@@ -81,6 +81,8 @@ class TrainConfig:
     kl_cycles: int = 4               # cyclical (Fu et al. 2019): cycles over the whole run ...
     kl_cycle_ratio: float = 0.5      # ... rising over this fraction of each cycle
     free_bits: float = 0.0           # nats per latent dimension free of KL penalty (Kingma et al. 2016); 0 = off
+    capacity_max: float = 0.0        # controlled capacity (Burgess et al. 2018): loss = -E[log p] + beta |KL - C|
+    capacity_steps: int = 100000     # with C rising linearly from 0 to capacity_max over these steps; 0 = off
     word_dropout: float = 0.0        # text: replace decoder input words by <unk> with this rate (Bowman et al.)
     estimator: str = "auto"          # auto (pathwise if q can rsample, else score) | pathwise | score |
                                      # gumbel | st-gumbel | exact (enumerate small discrete latents);
@@ -216,6 +218,10 @@ class RunConfig:
             raise ConfigError("model.dropout applies to sentence models (model.arch = lstm | lstm-lm)")
         if text_arch and self.model.latent_type != "gaussian":
             raise ConfigError("sentence models have a Gaussian z: set model.latent_type = 'gaussian'")
+        if self.train.capacity_max < 0 or (self.train.capacity_max and (self.train.objective != "elbo"
+                                                                         or self.train.free_bits)):
+            raise ConfigError("train.capacity_max (Burgess et al. 2018) applies to the ELBO without free bits, "
+                              "and must be at least 0")
         if self.train.objective in ("wake-sleep", "rws") and (
                 self.train.estimator != "auto" or self.train.beta != 1.0 or self.train.kl_schedule != "none"
                 or self.train.free_bits or text_arch or m2):

@@ -62,7 +62,16 @@ def free_bits_penalty(q: Distribution, p: Distribution, free_nats: float, batch:
     return free_bits_kl(per_dim, free_nats).expand(batch)
 
 
-def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bits: float = 0.0) -> Terms:
+def _penalty(kl: torch.Tensor, free_bits_penalty: torch.Tensor | None, capacity: float | None) -> torch.Tensor:
+    """What beta multiplies: the KL itself, its free-bits version, or Burgess et al.'s (2018) ``|KL - C|`` on the
+    batch-mean KL (spread evenly over the examples, so that the batch mean of the loss carries it once)."""
+    if capacity is not None:
+        return (kl.mean() - capacity).abs().expand_as(kl)
+    return kl if free_bits_penalty is None else free_bits_penalty
+
+
+def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bits: float = 0.0,
+         capacity: float | None = None) -> Terms:
     """The evidence lower bound ``E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))``.
 
     ``x``: ``(B, D)``. The gradient of the expectation follows from the posterior: pathwise
@@ -71,6 +80,8 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     enumeration) overrides that. With ``samples > 1`` (pathwise only) the reconstruction term
     averages that many ``z ~ q(z|x)``. ``bound`` is the ELBO itself (beta = 1); ``loss`` is what is
     differentiated (for a score-function estimator a surrogate, plus a learned baseline's own loss).
+    With ``capacity = C`` the loss is ``-(E_q[log p(x|z)] - beta |KL - C|)`` (controlled capacity,
+    Burgess et al. 2018, eq. 8; beta is their gamma); the bound is unchanged.
     """
     q = model.encode(x)
     prior = model.prior()
@@ -82,7 +93,7 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
         log_px_z = model.decode(z).log_prob(x).mean(0)
         kl = kl_term(q, prior, z)
         bound = log_px_z - kl
-        return Terms(loss=-(log_px_z - beta * (kl if penalty is None else penalty)), bound=bound,
+        return Terms(loss=-(log_px_z - beta * _penalty(kl, penalty, capacity)), bound=bound,
                      log_px_z=log_px_z, kl=kl)
     if samples > 1:
         raise ValueError("samples > 1 is supported for the pathwise estimator only")
@@ -92,7 +103,7 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     estimate = estimator(q, lambda z: model.decode(z).log_prob(x), x)
     kl = kl_term(q, prior, estimate.z)
     bound = estimate.value - kl
-    loss = -(estimate.surrogate - beta * (kl if penalty is None else penalty))
+    loss = -(estimate.surrogate - beta * _penalty(kl, penalty, capacity))
     if estimate.aux_loss is not None:
         loss = loss + estimate.aux_loss
     return Terms(loss=loss, bound=bound, log_px_z=estimate.value, kl=kl)
@@ -157,11 +168,12 @@ def exact_log_likelihood(model, x) -> Terms:
 OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound, "mle": exact_log_likelihood, "wake-sleep": None, "rws": None}
 
 
-def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None, free_bits: float = 0.0) -> Terms:
+def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None, free_bits: float = 0.0,
+              capacity: float | None = None) -> Terms:
     """Dispatch by name: ``elbo`` (with ``samples=k``), ``iwae`` (with ``k``), ``mle`` (no latent), or the
     two-phase ``wake-sleep`` and ``rws`` (reweighted wake-sleep with ``k`` samples)."""
     if name == "elbo":
-        return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits)
+        return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits, capacity=capacity)
     if name == "iwae":
         if estimator is not None:
             raise ValueError("the IWAE objective chooses its own estimator: pathwise for a Gaussian z, VIMCO "

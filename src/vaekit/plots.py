@@ -96,6 +96,24 @@ def completions(model, x: torch.Tensor, config, shape, path, samples: int = 5) -
 
 
 @torch.no_grad()
+def traversals(model, x: torch.Tensor, shape, path, steps: int = 9, span: float = 3.0, rows: int = 10) -> Path:
+    """Latent traversals (Higgins et al. 2017, Fig. 7): start from ``z = E_q[z|x_0]`` for the first image and
+    move one dimension at a time over ``[-span, span]``; one row per dimension, the ``rows`` dimensions with
+    the largest mean KL over ``x`` first (collapsed dimensions change nothing and are left to the end)."""
+    q = model.encode(x)
+    kl = torch.distributions.kl_divergence(q.base_dist, model.prior().base_dist).mean(0)
+    order = kl.argsort(descending=True)[:rows]
+    base = q.mean[0]
+    grid = torch.linspace(-span, span, steps)
+    codes = base.repeat(len(order), steps, 1)
+    for r, d in enumerate(order):
+        codes[r, :, d] = grid
+    images = model.decode(codes).mean
+    title = "traversals: rows = dims " + ", ".join(f"{int(d)} (KL {kl[d]:.1f})" for d in order[:4]) + ", ..."
+    return _save_image(_tile(_display(images.flatten(0, 1)), shape, len(order), steps), path, title)
+
+
+@torch.no_grad()
 def manifold(model, shape, path, steps: int = 20) -> Path:
     """Kingma & Welling (2014) Fig. 4: decode a grid of z = Phi^{-1}(u), u on the unit square (Z = 2)."""
     if model.latent.kind != "gaussian" or model.latent.size != 2:

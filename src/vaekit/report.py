@@ -13,7 +13,7 @@ import torch
 from .evaluate import evaluate, evaluate_text
 from .runs import eval_inputs, load_data, load_model, write_json
 
-PLOTS = ("samples", "reconstructions", "manifold", "scatter", "curves")
+PLOTS = ("samples", "reconstructions", "manifold", "scatter", "curves", "traversals")
 
 
 def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = None, limit: int = 0,
@@ -161,11 +161,13 @@ def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) ->
         written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
     if "manifold" in what and model.latent.kind == "gaussian" and model.latent.size == 2:
         written.append(plots.manifold(model, shape, run_dir / "manifold.png"))
-    if {"reconstructions", "scatter"} & set(what):
+    if {"reconstructions", "scatter", "traversals"} & set(what):
         data = load_data(config.data)
         x = eval_inputs(config, data, "test")
         if "reconstructions" in what:
             written.append(plots.reconstructions(model, x, shape, run_dir / "reconstructions.png", n=32))
+        if "traversals" in what and model.latent.kind == "gaussian":
+            written.append(plots.traversals(model, x[:1000], shape, run_dir / "traversals.png"))
         if "scatter" in what:
             m = min(len(x), 5000)
             labels = None if data.test_labels is None else data.test_labels[:m]

