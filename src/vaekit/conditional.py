@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import kl_divergence
 
+from .models.cvae import CVAE, ConditionalNN
 from .objectives import Terms
 
 QUADRANTS = {1: ("bottom-left",), 2: ("top-left", "bottom-left"), 3: ("top-left", "bottom-left", "bottom-right")}
@@ -152,8 +153,6 @@ def evaluate_conditional(model, batches, samples: int = 100, seed: int = 0) -> d
 def build_conditional_model(config, shape: tuple[int, int, int]):
     """The CVAE (``model.arch = cvae``) or its deterministic baseline (``cvae-nn``) for quadrant completion
     of ``shape`` images with ``config.data.quadrants`` given."""
-    from .models.cvae import CVAE, ConditionalNN
-
     mask = quadrant_mask(config.data.quadrants, shape[1], shape[2])
     if shape[0] != 1:
         raise ValueError("quadrant completion is defined for greyscale images")

@@ -22,12 +22,14 @@ import math
 
 import torch
 
+from .conditional import quadrant_mask, split
 from .config import RunConfig
 from .data import ImageData, binarize
 from .data.text import TextData, bucket_order, pad
 from .distributed import Dist
 from .errors import DataError
 from .models.sentence_vae import SentenceBatch
+from .semi_supervised import LabelledBatch, draw_labelled, error_rate
 from .text_policy import word_dropout
 
 
@@ -66,8 +68,6 @@ class SemiSupervisedFeed(ImageFeed):
     step also sees ``labelled_batch`` labelled images drawn at random with replacement."""
 
     def __init__(self, config: RunConfig, data: ImageData, dist: Dist, val_x: torch.Tensor, features=None):
-        from .semi_supervised import draw_labelled
-
         if data.train_labels is None or data.val_labels is None:
             raise DataError(f"semi-supervised training needs class labels, and {data.name} has none: use mnist or "
                             "fashion-mnist, or IDX files with a labels file")
@@ -87,8 +87,6 @@ class SemiSupervisedFeed(ImageFeed):
         self.features = features  # M1+M2: a LatentFeatures whose samples replace the images
 
     def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator):
-        from .semi_supervised import LabelledBatch
-
         x, b = super().batch(plan, index, noise)
         pick = torch.randint(len(self.labelled_x), (self.labelled_batch,), generator=noise)
         raw = self.labelled_x[pick]
@@ -99,8 +97,6 @@ class SemiSupervisedFeed(ImageFeed):
 
     def validation_error(self, model) -> float:
         """Percentage of validation images the classifier q(y|x) gets wrong."""
-        from .semi_supervised import error_rate
-
         return error_rate(model, self.val_x, self.val_labels[: len(self.val_x)])
 
 
@@ -109,20 +105,14 @@ class QuadrantFeed(ImageFeed):
     pixels to predict ``x`` (:class:`vaekit.conditional.ConditionalBatch`)."""
 
     def __init__(self, config: RunConfig, data: ImageData, dist: Dist, val_x: torch.Tensor):
-        from .conditional import quadrant_mask
-
         super().__init__(config, data, dist, val_x)
         self.mask = quadrant_mask(config.data.quadrants, data.shape[1], data.shape[2])
 
     def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator):
-        from .conditional import split
-
         x, b = super().batch(plan, index, noise)
         return split(x, self.mask), b
 
     def validation_batches(self, batch_size: int = 1000):
-        from .conditional import split
-
         return [split(x, self.mask) for x in super().validation_batches(batch_size)]
 
 

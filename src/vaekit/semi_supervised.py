@@ -24,12 +24,15 @@ as the authors' code does), which scales the paper's alpha to ``0.1 N / N_l`` pe
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.distributions import kl_divergence
 
+from .errors import CheckpointError, ConfigError
+from .estimators import Enumerate
 from .objectives import Terms
 
 
@@ -123,10 +126,6 @@ def error_rate(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 2
 @torch.no_grad()
 def evaluate_m2(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 500, seed: int = 0) -> dict:
     """Test classification error of ``q(y|x)`` and the unlabelled bound ``U(x)`` (label summed out exactly)."""
-    import time
-
-    from .estimators import Enumerate
-
     model.eval()
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
@@ -143,7 +142,6 @@ class LatentFeatures:
     posterior mean. ``run_dir`` is an ordinary vaekit run of a Gaussian VAE on the same images."""
 
     def __init__(self, run_dir: str):
-        from .errors import CheckpointError, ConfigError
         from .models import VAE
         from .runs import load_model
 
