@@ -113,6 +113,12 @@ def test_cvae_and_baseline_train_resume_exactly_and_evaluate(tmp_path, tiny_imag
     report = report_module.evaluate_run(tmp_path / "whole", k=20, split="test")
     assert report["ncll"] > 0 and report["n"] == 50
     assert {p.name for p in report_module.plot_run(tmp_path / "whole")} == {"completions.png", "curves.png"}
+    from vaekit.cli import main
+
+    monkeypatch.setattr("vaekit.runs.load_data", lambda config: tiny_images)
+    assert main(["sample", str(tmp_path / "whole"), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").exists()
+    assert main(["reconstruct", str(tmp_path / "whole")]) == 2  # a clear error: conditional models complete
 
 
 @pytest.mark.parametrize("overrides, message", [

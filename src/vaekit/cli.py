@@ -231,6 +231,14 @@ def cmd_sample(args) -> None:
         _print_sentences(sample_sentences(model, run_vocab(state), n=args.n or 10, method=args.method,
                                           temperature=args.temperature, beam=args.beam, seed=args.seed))
         return
+    _refuse_codes(config, args.run_dir, "sample")
+    if config.model.arch in ("cvae", "cvae-nn"):  # conditional: complete test images from their given quadrants
+        from .plots import completions
+        from .runs import eval_inputs, load_data
+
+        x = eval_inputs(config, load_data(config.data), "test")[: args.n or 8]
+        print(completions(model, x, config, tuple(state["shape"]), args.out or Path(args.run_dir) / "completions.png"))
+        return
     from .plots import sample_grid
 
     out = sample_grid(model, tuple(state["shape"]), args.out or Path(args.run_dir) / "samples.png",
@@ -250,11 +258,21 @@ def cmd_reconstruct(args) -> None:
         _print_sentences(posterior_sentences(model, run_vocab(state), args.sentence, n=args.n or 5,
                                              seed=args.seed))
         return
+    _refuse_codes(config, args.run_dir, "reconstruct")
+    if config.model.arch in ("cvae", "cvae-nn"):
+        raise VaekitError(f"{args.run_dir} is a conditional model: it completes images from their given quadrants "
+                          f"rather than reconstructing them; see `vaekit sample {args.run_dir}`")
     from .plots import reconstructions
 
     x = eval_inputs(config, load_data(config.data), "test")
     print(reconstructions(model, x, tuple(state["shape"]), args.out or Path(args.run_dir) / "reconstructions.png",
                           n=args.n or 32))
+
+
+def _refuse_codes(config, run_dir, command: str) -> None:
+    if config.data.features:
+        raise VaekitError(f"{run_dir} models the latent codes of {config.data.features} (M1+M2), not images: "
+                          f"`vaekit {command}` has no pictures to draw for it; `vaekit eval` scores it")
 
 
 def cmd_interpolate(args) -> None:
