@@ -39,6 +39,7 @@ VARIANTS = {
     "vae_anneal": ["train.word_dropout=0"],                    # + logistic KL annealing
     "vae": [],                                                 # + word dropout (the recipe as it stands)
     "vae_freebits": ["train.free_bits=0.25"],                  # + free bits (Kingma et al. 2016)
+    "vae_bow": ["model.bag_of_words=true"],                    # + bag-of-words loss (Zhao et al. 2017)
 }
 
 

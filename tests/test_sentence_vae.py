@@ -117,3 +117,19 @@ def test_dropout_acts_in_training_only():
     assert not torch.allclose(model.decode(z).log_prob(batch), model.decode(z).log_prob(batch))
     model.eval()
     assert torch.equal(model.decode(z).log_prob(batch), model.decode(z).log_prob(batch))
+
+
+def test_bag_of_words_loss_is_the_words_log_likelihood_under_one_softmax_and_leaves_the_bound_alone():
+    torch.manual_seed(0)
+    model = SentenceVAE(SentenceVAEConfig(vocab_size=VOCAB, embedding=5, hidden=6, latent=3, bag_of_words=True))
+    sents = sentences()
+    batch = batch_of(sents)
+    z = torch.randn(len(sents), 3)
+    log_probs = torch.log_softmax(model.bow(z), -1)
+    by_hand = torch.stack([-log_probs[i, s].sum() for i, s in enumerate(sents)])
+    assert torch.allclose(model.bag_of_words_nll(z, batch), by_hand)
+    torch.manual_seed(1)
+    plain = elbo(model, batch)
+    torch.manual_seed(1)
+    with_bow = elbo(model, batch, auxiliary=lambda zz: model.bag_of_words_nll(zz, batch))
+    assert torch.allclose(plain.bound, with_bow.bound) and (with_bow.loss > plain.loss).all()

@@ -197,3 +197,11 @@ def test_imputed_endings_keep_the_beginning(tmp_path, corpus):
     sentences = [["the", "big", "dog", "sat", "on", "the", "mat"], ["the", "cat"]]
     out = impute_endings(model, Vocab(state["vocab"]), sentences, icm=1, beam=3)
     assert out[0][:5] == sentences[0][:5] and out[1][:1] == ["the"]
+
+
+def test_bag_of_words_trains_through_the_trainer_and_is_refused_elsewhere(tmp_path, corpus):
+    result = train(tiny(corpus, "model.bag_of_words=true", "train.epochs=1"), tmp_path / "bow", progress=False)
+    assert result.finished and result.model.bow is not None
+    assert any(k.startswith("bow.") for k in checkpoint.load(tmp_path / "bow")["model"])
+    with pytest.raises(ConfigError, match="bag_of_words"):
+        load_recipe(None, ["model.bag_of_words=true"])  # an image VAE

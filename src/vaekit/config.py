@@ -66,6 +66,7 @@ class ModelConfig:
     dropout: float = 0.0             # dropout on embeddings and LSTM outputs (Zaremba et al. 2014); 0 = off
     learn_prior: bool = False        # discrete z: learn the prior's logits (a sigmoid belief net's top biases)
     prior_network: bool = True       # cvae: a learned prior p(z|c) (False: N(0, I))
+    bag_of_words: bool = False       # lstm: auxiliary bag-of-words loss from z (Zhao et al. 2017) against collapse
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,9 @@ class RunConfig:
                 or self.train.free_bits or text_arch or m2):
             raise ConfigError(f"train.objective = {self.train.objective!r} has its own updates for p and q: leave "
                               "train.estimator = 'auto', beta = 1, no KL schedule or free bits (image VAEs only)")
+        if self.model.bag_of_words and (self.model.arch != "lstm" or self.train.objective != "elbo"):
+            raise ConfigError("model.bag_of_words is an auxiliary loss of the sentence VAE's ELBO (model.arch = "
+                              "'lstm', train.objective = 'elbo')")
         if self.model.learn_prior and self.model.latent_type == "gaussian":
             raise ConfigError("model.learn_prior is for discrete latents (categorical or bernoulli)")
         if self.train.objective == "iwae" and (self.train.beta != 1.0 or self.train.kl_schedule != "none"

@@ -71,7 +71,7 @@ def _penalty(kl: torch.Tensor, free_bits_penalty: torch.Tensor | None, capacity:
 
 
 def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bits: float = 0.0,
-         capacity: float | None = None) -> Terms:
+         capacity: float | None = None, auxiliary=None) -> Terms:
     """The evidence lower bound ``E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))``.
 
     ``x``: ``(B, D)``. The gradient of the expectation follows from the posterior: pathwise
@@ -81,7 +81,8 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     averages that many ``z ~ q(z|x)``. ``bound`` is the ELBO itself (beta = 1); ``loss`` is what is
     differentiated (for a score-function estimator a surrogate, plus a learned baseline's own loss).
     With ``capacity = C`` the loss is ``-(E_q[log p(x|z)] - beta |KL - C|)`` (controlled capacity,
-    Burgess et al. 2018, eq. 8; beta is their gamma); the bound is unchanged.
+    Burgess et al. 2018, eq. 8; beta is their gamma); the bound is unchanged. ``auxiliary(z)`` adds a
+    per-example loss at the sampled z that is not part of the bound (e.g. a bag-of-words loss).
     """
     q = model.encode(x)
     prior = model.prior()
@@ -97,6 +98,8 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
                      log_px_z=log_px_z, kl=kl)
     if samples > 1:
         raise ValueError("samples > 1 is supported for the pathwise estimator only")
+    if auxiliary is not None and estimator is None and not q.has_rsample:
+        raise ValueError("an auxiliary loss needs a reparameterised z")
     if estimator is None:
         from .estimators import Pathwise, ScoreFunction
         estimator = Pathwise() if q.has_rsample else ScoreFunction()
@@ -106,6 +109,8 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     loss = -(estimate.surrogate - beta * _penalty(kl, penalty, capacity))
     if estimate.aux_loss is not None:
         loss = loss + estimate.aux_loss
+    if auxiliary is not None:
+        loss = loss + auxiliary(estimate.z)
     return Terms(loss=loss, bound=bound, log_px_z=estimate.value, kl=kl)
 
 
@@ -169,11 +174,12 @@ OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound, "mle": exact_log_likelihood, "wa
 
 
 def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None, free_bits: float = 0.0,
-              capacity: float | None = None) -> Terms:
+              capacity: float | None = None, auxiliary=None) -> Terms:
     """Dispatch by name: ``elbo`` (with ``samples=k``), ``iwae`` (with ``k``), ``mle`` (no latent), or the
     two-phase ``wake-sleep`` and ``rws`` (reweighted wake-sleep with ``k`` samples)."""
     if name == "elbo":
-        return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits, capacity=capacity)
+        return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits, capacity=capacity,
+                    auxiliary=auxiliary)
     if name == "iwae":
         if estimator is not None:
             raise ValueError("the IWAE objective chooses its own estimator: pathwise for a Gaussian z, VIMCO "

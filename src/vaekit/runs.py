@@ -72,7 +72,7 @@ def build_sentence_model(config: ModelConfig, vocab: Vocab) -> SentenceVAE:
         latent=config.latent, bidirectional=config.bidirectional, z_to_initial_state=config.z_to_initial_state,
         z_every_input=config.z_every_input, inputless=config.inputless, tie_embeddings=config.tie_embeddings,
         unk_id=vocab.unk, bos_id=vocab.bos, eos_id=vocab.eos, language_model=config.arch == "lstm-lm",
-        dropout=config.dropout))
+        dropout=config.dropout, bag_of_words=config.bag_of_words))
 
 
 def run_vocab(state: dict) -> Vocab:

@@ -90,8 +90,10 @@ class ObjectiveModule(torch.nn.Module):
         elif isinstance(x, ConditionalBatch):  # CVAE (Sohn et al. 2015) or its deterministic baseline
             terms = conditional_objective(self.name, self.model, x, beta, self.hybrid_alpha)
         else:
+            bow = getattr(self.model, "bow", None)
+            auxiliary = (lambda z: self.model.bag_of_words_nll(z, x)) if bow is not None else None
             terms = objective(self.name, self.model, x, k=self.k, beta=beta, estimator=self.estimator,
-                              free_bits=self.free_bits, capacity=capacity)
+                              free_bits=self.free_bits, capacity=capacity, auxiliary=auxiliary)
         return terms.loss, terms.bound.detach(), terms.kl.detach()
 
 

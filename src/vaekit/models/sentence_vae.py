@@ -71,6 +71,7 @@ class SentenceVAEConfig:
     tie_embeddings: bool = False      # output layer shares the embedding matrix (needs a projection H -> E)
     language_model: bool = False      # no encoder and no z: the LSTM language model with the same decoder
     dropout: float = 0.0              # on embeddings and LSTM outputs, training only (Zaremba et al. 2014)
+    bag_of_words: bool = False        # an auxiliary head predicting the sentence's words from z (Zhao et al. 2017)
     unk_id: int = 1
     bos_id: int = 2
     eos_id: int = 3
@@ -132,6 +133,8 @@ class SentenceVAE(nn.Module):
         else:
             self.output = nn.Linear(c.hidden, c.vocab_size)
         self.drop = nn.Dropout(c.dropout)
+        self.bow = (nn.Sequential(nn.Linear(c.latent, c.hidden), nn.Tanh(), nn.Linear(c.hidden, c.vocab_size))
+                    if c.bag_of_words and not c.language_model else None)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     # the three distributions -----------------------------------------------------------------
@@ -165,6 +168,14 @@ class SentenceVAE(nn.Module):
         """``p(x|z)`` for ``z`` ``(B, Z)`` or ``(S, B, Z)``; ``z = None`` is the language model."""
         size = z.shape[-2] if z is not None else batch_size
         return AutoregressiveSequence(self, z, torch.Size([size]) if size is not None else torch.Size())
+
+    def bag_of_words_nll(self, z: torch.Tensor, batch: SentenceBatch) -> torch.Tensor:
+        """Zhao, Zhao & Eskenazi (2017), Sec. 3.2: ``-sum_t log softmax(f(z))[x_t]`` over the real tokens of each
+        sentence (words and ``</s>``), ``(B,)``: an auxiliary loss that z alone must carry the sentence's words,
+        against posterior collapse. Not part of the bound."""
+        log_probs = F.log_softmax(self.bow(z), dim=-1)                  # (B, V)
+        picked = log_probs.gather(1, batch.tokens.clamp(min=0)) * batch.mask
+        return -picked.sum(1)
 
     # the decoder ----------------------------------------------------------------------------
     def initial_state(self, z: torch.Tensor | None, n: int):
