@@ -20,7 +20,8 @@ def _git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"], cwd=ROOT,
+        code = ["src", "recipes", ":(glob)benchmarks/*.py"]  # what a figure depends on (not results or runs)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *code], cwd=ROOT,
                                capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -31,7 +32,8 @@ STARTED_AT_COMMIT = _git_commit()  # read when a script starts: the code it runs
 
 
 def commit() -> str:
-    """The commit (``+dirty`` if src/ had uncommitted changes) this benchmark process started on."""
+    """The commit this benchmark process started on, ``+dirty`` if src/, recipes/ or a benchmark script had
+    uncommitted changes (the figure then cannot be rerun from the commit alone)."""
     return STARTED_AT_COMMIT
 
 
