@@ -14,6 +14,11 @@ is exact.
 MNIST quadrant completion (Sohn et al., Sec. 5.1): ``c`` holds the pixels of the given quadrants and ``x``
 those of the others. Given quadrants follow the Pyro CVAE example: 1 = bottom-left, 2 = the left half,
 3 = every quadrant but the top-right.
+
+Sentences conditioned on a label (a Brown corpus genre) use the same objectives and estimator with
+``x`` a :class:`~vaekit.models.sentence_vae.SentenceBatch` and ``c`` the label ids; the label-conditional
+language model plays the deterministic baseline (``predict(c)``), and :func:`evaluate_conditional` also
+reports perplexity over the sentences' tokens.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ QUADRANTS = {1: ("bottom-left",), 2: ("top-left", "bottom-left"), 3: ("top-left"
 
 @dataclass
 class ConditionalBatch:
-    """Targets ``x`` ``(B, Dx)`` and conditions ``c`` ``(B, Dc)``."""
+    """Targets ``x`` ``(B, Dx)`` and conditions ``c`` ``(B, Dc)``; or sentences ``x`` (a ``SentenceBatch``) and
+    their label ids ``c`` ``(B,)``."""
 
     x: torch.Tensor
     c: torch.Tensor
@@ -68,14 +74,24 @@ def join(c: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def conditional_elbo(model, batch: ConditionalBatch, beta: float = 1.0) -> Terms:
-    """Sohn et al. eq. 4, one reparameterised ``z ~ q(z|x, c)``."""
+def has_latent(model) -> bool:
+    """True for a model with a code z (CVAE, conditional sentence VAE); False for a deterministic baseline
+    (:class:`ConditionalNN`, the conditional language model), whose ``log p(x|c)`` is exact."""
+    return getattr(model, "has_latent", hasattr(model, "encode"))
+
+
+def conditional_elbo(model, batch: ConditionalBatch, beta: float = 1.0, auxiliary=None) -> Terms:
+    """Sohn et al. eq. 4, one reparameterised ``z ~ q(z|x, c)``; ``auxiliary(z)`` (e.g. the bag-of-words loss of
+    Zhao et al. 2017), if given, is added to the loss, not to the bound."""
     q = model.encode(batch.x, batch.c)
     z = q.rsample()
     log_px = model.decode(z, batch.c).log_prob(batch.x)
     kl = kl_divergence(q, model.prior(batch.c))
     bound = log_px - kl
-    return Terms(loss=-(log_px - beta * kl), bound=bound, log_px_z=log_px, kl=kl)
+    loss = -(log_px - beta * kl)
+    if auxiliary is not None:
+        loss = loss + auxiliary(z)
+    return Terms(loss=loss, bound=bound, log_px_z=log_px, kl=kl)
 
 
 def gsnn_bound(model, batch: ConditionalBatch) -> Terms:
@@ -98,12 +114,13 @@ def baseline_log_likelihood(model, batch: ConditionalBatch) -> Terms:
     return Terms(loss=-log_px, bound=log_px.detach(), log_px_z=log_px.detach(), kl=torch.zeros_like(log_px))
 
 
-def conditional_objective(name: str, model, batch: ConditionalBatch, beta: float = 1.0, alpha: float = 0.5) -> Terms:
+def conditional_objective(name: str, model, batch: ConditionalBatch, beta: float = 1.0, alpha: float = 0.5,
+                          auxiliary=None) -> Terms:
     """Dispatch: ``mle`` (the baseline), ``elbo`` (CVAE), ``gsnn`` or ``hybrid``."""
     if name == "mle":
         return baseline_log_likelihood(model, batch)
     if name == "elbo":
-        return conditional_elbo(model, batch, beta)
+        return conditional_elbo(model, batch, beta, auxiliary)
     if name == "gsnn":
         return gsnn_bound(model, batch)
     if name == "hybrid":
@@ -115,7 +132,7 @@ def conditional_objective(name: str, model, batch: ConditionalBatch, beta: float
 def conditional_log_likelihood(model, batch: ConditionalBatch, samples: int = 100, chunk: int = 100) -> torch.Tensor:
     """``log p(x|c) ~= logsumexp_s [log p(x|z_s, c) + log p(z_s|c) - log q(z_s|x, c)] - log S``, ``z_s ~ q``;
     exact for the deterministic baseline. Returns ``(B,)``."""
-    if not hasattr(model, "encode"):
+    if not has_latent(model):
         return model.predict(batch.c).log_prob(batch.x)
     q, prior = model.encode(batch.x, batch.c), model.prior(batch.c)
     parts, left = [], samples
@@ -130,24 +147,31 @@ def conditional_log_likelihood(model, batch: ConditionalBatch, samples: int = 10
 
 @torch.no_grad()
 def evaluate_conditional(model, batches, samples: int = 100, seed: int = 0) -> dict:
-    """Mean negative conditional log-likelihood (importance-sampled), the ELBO and KL (latent models)."""
+    """Mean negative conditional log-likelihood (importance-sampled), the ELBO and KL (latent models); for
+    sentences also the token count (words + ``</s>``) and the perplexity ``exp(sum NLL / tokens)``."""
     model.eval()
     start = time.perf_counter()
+    latent = has_latent(model)
     nll, elbo, kl = [], [], []
+    tokens = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for batch in batches:
             nll.append(-conditional_log_likelihood(model, batch, samples))
-            if hasattr(model, "encode"):
+            tokens += int(batch.x.lengths.sum()) if hasattr(batch.x, "lengths") else 0
+            if latent:
                 terms = conditional_elbo(model, batch)
                 elbo.append(terms.bound)
                 kl.append(terms.kl)
     values = torch.cat(nll).double()
-    return {"n": len(values), "k": samples if hasattr(model, "encode") else None, "ncll": values.mean().item(),
-            "ncll_stderr": (values.std() / len(values) ** 0.5).item() if len(values) > 1 else 0.0,
-            "elbo": torch.cat(elbo).double().mean().item() if elbo else None,
-            "kl": torch.cat(kl).double().mean().item() if kl else None,
-            "seconds": time.perf_counter() - start}
+    result = {"n": len(values), "k": samples if latent else None, "ncll": values.mean().item(),
+              "ncll_stderr": (values.std() / len(values) ** 0.5).item() if len(values) > 1 else 0.0,
+              "elbo": torch.cat(elbo).double().mean().item() if elbo else None,
+              "kl": torch.cat(kl).double().mean().item() if kl else None,
+              "seconds": time.perf_counter() - start}
+    if tokens:
+        result.update(tokens=tokens, ppl=math.exp(values.sum().item() / tokens))
+    return result
 
 
 def build_conditional_model(config, shape: tuple[int, int, int]):

@@ -65,8 +65,10 @@ class ModelConfig:
     tie_embeddings: bool = False     # output layer shares the embedding matrix
     dropout: float = 0.0             # dropout on embeddings and LSTM outputs (Zaremba et al. 2014); 0 = off
     learn_prior: bool = False        # discrete z: learn the prior's logits (a sigmoid belief net's top biases)
-    prior_network: bool = True       # cvae: a learned prior p(z|c) (False: N(0, I))
+    prior_network: bool = True       # cvae, conditional lstm: a learned prior p(z|c) (False: N(0, I))
     bag_of_words: bool = False       # lstm: auxiliary bag-of-words loss from z (Zhao et al. 2017) against collapse
+    condition_embedding: int = 0     # lstm | lstm-lm on labelled text (brown): condition on each sentence's
+                                     # label (genre) through an embedding of this size (0 = unconditional)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     (out / "config.json").write_text(json.dumps({"format": EXPORT_FORMAT, "config": config.to_dict(),
                                                  "shape": list(state["shape"]),
                                                  "likelihood": state["likelihood"],
-                                                 **({"vocab": state["vocab"]} if "vocab" in state else {})},
+                                                 **{key: state[key] for key in ("vocab", "label_names")
+                                                    if key in state}},
                                                 indent=2) + "\n")
     return out
 
@@ -37,7 +38,7 @@ def load_exported(directory: str | Path) -> tuple[RunConfig, VAE | SentenceVAE]:
     if "vocab" in meta:  # a sentence model: its vocabulary is part of the export
         from .runs import build_sentence_model, run_vocab
 
-        model = build_sentence_model(config.model, run_vocab(meta))
+        model = build_sentence_model(config.model, run_vocab(meta), len(meta.get("label_names") or ()))
     else:
         model = build_model(config.model, tuple(meta["shape"]), meta["likelihood"])
     model.load_state_dict(load_file(directory / "model.safetensors"))

@@ -10,7 +10,8 @@ The training loop (:mod:`vaekit.train`) knows nothing of images or sentences; a 
 * :class:`TextFeed` -- the plan is a ``(batches, batch_size)`` table of sentence indices (-1 pads the
   last row), bucketed by length (:func:`vaekit.data.text.bucket_order`); a batch pads its sentences
   into a :class:`SentenceBatch` and applies word dropout to the decoder inputs (Bowman et al. 2016,
-  Sec. 3.2), a training policy that evaluation never sees.
+  Sec. 3.2), a training policy that evaluation never sees. For a label-conditional sentence model the
+  batch is a :class:`~vaekit.conditional.ConditionalBatch` of the sentences and their labels (genres).
 
 A plan is one tensor, so it goes into the checkpoint and a resumed run continues inside the same epoch.
 Under torchrun every rank draws the same plan and takes its own part of each global step.
@@ -22,7 +23,7 @@ import math
 
 import torch
 
-from .conditional import quadrant_mask, split
+from .conditional import ConditionalBatch, quadrant_mask, split
 from .config import RunConfig
 from .data import ImageData, binarize
 from .data.text import TextData, bucket_order, pad
@@ -119,8 +120,12 @@ class QuadrantFeed(ImageFeed):
 class TextFeed:
     """Bucketed batches of padded sentences, with word dropout on the decoder inputs."""
 
-    def __init__(self, config: RunConfig, data: TextData, dist: Dist, pool: int = 50):
+    def __init__(self, config: RunConfig, data: TextData, dist: Dist, pool: int = 50, conditional: bool = False):
         self.data, self.dist, self.pool = data, dist, pool
+        self.conditional = conditional
+        if conditional and data.labels is None:
+            raise DataError(f"model.condition_embedding > 0 conditions on each sentence's label, and {data.name} has "
+                            "no labels: use data.name = 'brown' (genres) or set model.condition_embedding = 0")
         self.batch_size = config.train.batch_size
         self.word_dropout = config.train.word_dropout
         self.vocab = data.vocab
@@ -142,16 +147,20 @@ class TextFeed:
 
     def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator) -> tuple[SentenceBatch, int]:
         row = plan[index * self.dist.world + self.dist.rank]
-        batch = sentence_batch([self.data.train[i] for i in row[row >= 0].tolist()], self.vocab.bos)
+        ids = row[row >= 0].tolist()
+        batch = sentence_batch([self.data.train[i] for i in ids], self.vocab.bos)
         if self.word_dropout > 0:
             keep = ~batch.mask
             keep[:, 0] = True  # <s> stays
             batch = batch.with_inputs(word_dropout(batch.inputs, self.word_dropout, self.vocab.unk, keep, noise))
+        if self.conditional:
+            return ConditionalBatch(batch, torch.tensor([self.data.labels["train"][i] for i in ids])), len(batch)
         return batch, len(batch)
 
     def validation_batches(self, batch_size: int = 256):
         if self._val is None:
-            self._val = sentence_batches(self.data.val, batch_size, self.vocab.bos)
+            labels = self.data.labels["val"] if self.conditional else None
+            self._val = sentence_batches(self.data.val, batch_size, self.vocab.bos, labels)
         return self._val[self.dist.rank::self.dist.world]
 
 
@@ -161,8 +170,13 @@ def sentence_batch(sentences: list[torch.Tensor], bos: int) -> SentenceBatch:
     return SentenceBatch.from_tokens(padded.tokens, padded.mask, bos)
 
 
-def sentence_batches(sentences: list[torch.Tensor], batch_size: int, bos: int) -> list[SentenceBatch]:
-    """Fixed length-bucketed batches for evaluation (no shuffling: every evaluation sees the same ones)."""
-    return [sentence_batch([sentences[i] for i in ids], bos) for ids in bucket_order(
-        [len(s) for s in sentences], batch_size, shuffle=False)]
+def sentence_batches(sentences: list[torch.Tensor], batch_size: int, bos: int, labels: list[int] | None = None
+                     ) -> list[SentenceBatch] | list[ConditionalBatch]:
+    """Fixed length-bucketed batches for evaluation (no shuffling: every evaluation sees the same ones); with
+    ``labels`` (one per sentence), :class:`ConditionalBatch` es of the sentences and their labels."""
+    out = []
+    for ids in bucket_order([len(s) for s in sentences], batch_size, shuffle=False):
+        batch = sentence_batch([sentences[i] for i in ids], bos)
+        out.append(batch if labels is None else ConditionalBatch(batch, torch.tensor([labels[i] for i in ids])))
+    return out
 

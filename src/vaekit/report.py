@@ -24,7 +24,13 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     data = load_data(config.data)
     split = split or config.eval.split
     k = k or config.eval.k
-    if config.data.is_text:
+    if config.data.is_text and config.model.condition_embedding:  # label-conditional: -log p(x|c)
+        from .conditional import evaluate_conditional
+
+        batches = text_batches(data, split, config.eval.batch_size, limit, conditional=True)
+        result = evaluate_conditional(model, batches, samples=k, seed=config.eval.seed)
+        result["nll_per_example"] = []
+    elif config.data.is_text:
         batches = text_batches(data, split, config.eval.batch_size, limit)
         result = evaluate_text(model, batches, k=k, sample_chunk=config.eval.sample_chunk, seed=config.eval.seed,
                                progress=progress)
@@ -59,21 +65,23 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     return report
 
 
-def text_batches(data, split: str, batch_size: int, limit: int = 0):
-    """A split's sentences in fixed, length-bucketed batches (no shuffling: every evaluation agrees)."""
+def text_batches(data, split: str, batch_size: int, limit: int = 0, conditional: bool = False):
+    """A split's sentences in fixed, length-bucketed batches (no shuffling: every evaluation agrees); with
+    ``conditional``, paired with their labels."""
     from .feeds import sentence_batches
 
-    return sentence_batches(data.split(split)[: limit or None], batch_size, data.vocab.bos)
+    labels = data.labels[split][: limit or None] if conditional else None
+    return sentence_batches(data.split(split)[: limit or None], batch_size, data.vocab.bos, labels)
 
 
 def format_report(r: dict) -> str:
     status = "finished" if r["finished"] else "NOT finished (checkpoint mid-training)"
-    if "ppl" in r:
-        return format_text_report(r, status)
     if "ncll" in r:
         latent = r["k"] is not None
         rows = [(f"negative conditional log-likelihood, {'importance-sampled, S = ' + str(r['k']) if latent else 'exact'}",
                  f"**{r['ncll']:.2f}** ± {r['ncll_stderr']:.2f} nats")]
+        if "ppl" in r:
+            rows.append(("perplexity", f"**{r['ppl']:.2f}** over {r['tokens']} tokens (words + </s>)"))
         if latent:
             rows += [("conditional ELBO", f"{r['elbo']:.2f} nats"), ("KL(q(z|x,c) || p(z|c))", f"{r['kl']:.2f} nats")]
         rows += [("examples", str(r["n"])),
@@ -81,6 +89,8 @@ def format_report(r: dict) -> str:
                  ("evaluation time", f"{r['seconds']:.0f} s")]
         return (f"# {r['name']}: evaluation on the {r['split']} split\n\n| quantity | value |\n|---|---|\n"
                 + "".join(f"| {a} | {b} |\n" for a, b in rows))
+    if "ppl" in r:
+        return format_text_report(r, status)
     if "error_pct" in r:
         return (f"# {r['name']}: evaluation on the {r['split']} split\n\n| quantity | value |\n|---|---|\n"
                 f"| classification error of q(y|x) | **{r['error_pct']:.2f}%** of {r['n']} images |\n"

@@ -65,14 +65,16 @@ def load_text_data(config: DataConfig) -> TextData:
     return data
 
 
-def build_sentence_model(config: ModelConfig, vocab: Vocab) -> SentenceVAE:
-    """The sentence VAE (``arch = lstm``) or its language-model baseline (``lstm-lm``) for ``vocab``."""
+def build_sentence_model(config: ModelConfig, vocab: Vocab, conditions: int = 0) -> SentenceVAE:
+    """The sentence VAE (``arch = lstm``) or its language-model baseline (``lstm-lm``) for ``vocab``; with
+    ``conditions`` labels (and ``config.condition_embedding > 0``), their label-conditional versions."""
     return SentenceVAE(SentenceVAEConfig(
         vocab_size=len(vocab), embedding=config.embedding, hidden=config.hidden[0] if config.hidden else 191,
         latent=config.latent, bidirectional=config.bidirectional, z_to_initial_state=config.z_to_initial_state,
         z_every_input=config.z_every_input, inputless=config.inputless, tie_embeddings=config.tie_embeddings,
         unk_id=vocab.unk, bos_id=vocab.bos, eos_id=vocab.eos, language_model=config.arch == "lstm-lm",
-        dropout=config.dropout, bag_of_words=config.bag_of_words))
+        dropout=config.dropout, bag_of_words=config.bag_of_words, conditions=conditions,
+        condition_embedding=config.condition_embedding if conditions else 16, prior_network=config.prior_network))
 
 
 def run_vocab(state: dict) -> Vocab:
@@ -113,7 +115,7 @@ def load_model(run_dir: str | Path) -> tuple[RunConfig, VAE | SentenceVAE, dict]
     state = checkpoint.load(run_dir)
     config = RunConfig.from_dict(state["config"])
     if config.data.is_text:
-        model = build_sentence_model(config.model, run_vocab(state))
+        model = build_sentence_model(config.model, run_vocab(state), len(state.get("label_names") or ()))
     elif config.model.arch in ("cvae", "cvae-nn"):
         from .conditional import build_conditional_model
         model = build_conditional_model(config, tuple(state["shape"]))

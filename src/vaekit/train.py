@@ -88,7 +88,8 @@ class ObjectiveModule(torch.nn.Module):
         if isinstance(x, LabelledBatch):  # M2: the label is a latent variable of the unlabelled images
             terms = semi_supervised_loss(self.model, x, self.estimator, self.classifier_weight)
         elif isinstance(x, ConditionalBatch):  # CVAE (Sohn et al. 2015) or its deterministic baseline
-            terms = conditional_objective(self.name, self.model, x, beta, self.hybrid_alpha)
+            auxiliary = (lambda z: self.model.bag_of_words_nll(z, x.x)) if getattr(self.model, "bow", None) is not None else None
+            terms = conditional_objective(self.name, self.model, x, beta, self.hybrid_alpha, auxiliary)
         else:
             bow = getattr(self.model, "bow", None)
             auxiliary = (lambda z: self.model.bag_of_words_nll(z, x)) if bow is not None else None
@@ -193,9 +194,13 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
 
     torch.manual_seed(t.seed)
     if text:
-        model = build_sentence_model(config.model, data.vocab)
+        conditional_text = config.model.condition_embedding > 0
+        feed = TextFeed(config, data, dist, conditional=conditional_text)
+        model = build_sentence_model(config.model, data.vocab, len(data.label_names) if conditional_text else 0)
         estimator = None
-        feed = TextFeed(config, data, dist)
+        if conditional_text and (t.free_bits or t.objective not in ("elbo", "mle", "gsnn", "hybrid")):
+            raise ConfigError("a label-conditional sentence model trains with train.objective = elbo, gsnn, hybrid "
+                              "(or mle for model.arch = lstm-lm), without free bits: set train.free_bits = 0")
     else:
         conditional = config.model.arch in ("cvae", "cvae-nn")
         model = build_conditional_model(config, shape) if conditional else build_model(config.model, shape, likelihood)
@@ -273,6 +278,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         }
         if text:
             state["vocab"] = data.vocab.to_list()
+            if config.model.condition_embedding:
+                state["label_names"] = list(data.label_names)
         checkpoint.save_atomic(state, run_dir / checkpoint.CHECKPOINT_NAME)
 
     def budget_left() -> bool:
@@ -321,7 +328,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                 sums["kl"] += kl.sum().item()
                 sums["seen"] += b
                 if text:
-                    sums["tokens"] += int(x.lengths.sum())
+                    sums["tokens"] += int((x.x if isinstance(x, ConditionalBatch) else x).lengths.sum())
                 examples_this_session += b
                 if bar is not None:
                     bar.update(1)

@@ -114,7 +114,8 @@ class TextData:
     val: list[torch.Tensor]
     test: list[torch.Tensor]
     stats: dict[str, TextStats] = field(default_factory=dict)
-    labels: dict[str, list[int]] | None = None
+    labels: dict[str, list[int]] | None = None  # a class id per sentence of each split (brown: its genre)
+    label_names: tuple[str, ...] | None = None   # the name of each class id
 
     def split(self, name: str) -> list[torch.Tensor]:
         if name not in ("train", "val", "test"):
@@ -272,6 +273,7 @@ def load_brown(lowercase: bool = True, validation: float = 0.1, test: float = 0.
             labels[assignment[document]].append(BROWN_GENRES.index(genre_of[document]))
     data = from_splits("brown", lines, min_count=min_count, max_size=max_size, max_length=max_length)
     data.labels = labels
+    data.label_names = BROWN_GENRES
     return data
 
 

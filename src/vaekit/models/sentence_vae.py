@@ -6,6 +6,18 @@
                       whose every input is concatenated with z; ``z = None`` gives the plain LSTM
                       language model with the same decoder (the baseline a sentence VAE must beat).
 
+Conditioned on a label ``c`` (e.g. a Brown corpus genre; ``conditions > 0``), it is the CVAE of Sohn et al.
+(2015) for sentences, as Zhao et al. (2017) use for dialogue acts:
+
+    prior    p(z|c)   = N(mu(e_c), diag sigma^2(e_c)) from an MLP on the label embedding e_c (``prior_network``;
+                        N(0, I) otherwise)
+    encoder  q(z|x,c) = the LSTM's final state concatenated with e_c
+    decoder  p(x|z,c) = the decoder above driven by the code ``[z; e_c]`` instead of ``z``
+
+and the language model becomes the label-conditional LM ``p(x|c)`` (code ``e_c``). The conditional
+objectives (:mod:`vaekit.conditional`) use ``encode(x, c)``, ``prior(c)``, ``decode(z, c)`` and, for the
+language model, ``predict(c)``.
+
 Sentences arrive as :class:`SentenceBatch` (token ids ending in ``</s>``, a padding mask, and the
 decoder inputs). ``decode(z)`` returns an :class:`AutoregressiveSequence` distribution whose
 ``log_prob(batch)`` runs the decoder with teacher forcing and sums log-probabilities over real
@@ -72,6 +84,9 @@ class SentenceVAEConfig:
     language_model: bool = False      # no encoder and no z: the LSTM language model with the same decoder
     dropout: float = 0.0              # on embeddings and LSTM outputs, training only (Zaremba et al. 2014)
     bag_of_words: bool = False        # an auxiliary head predicting the sentence's words from z (Zhao et al. 2017)
+    conditions: int = 0               # labels c the model is conditioned on (0: unconditional)
+    condition_embedding: int = 16     # size of the label embedding e_c
+    prior_network: bool = True        # p(z|c) learned from e_c (False: N(0, I) for every c)
     unk_id: int = 1
     bos_id: int = 2
     eos_id: int = 3
@@ -119,13 +134,19 @@ class SentenceVAE(nn.Module):
         self.latent_dim = c.latent
         self.embed = nn.Embedding(c.vocab_size, c.embedding, padding_idx=0)
         directions = 2 if c.bidirectional else 1
+        label_dim = c.condition_embedding if c.conditions else 0
+        self.label_embed = nn.Embedding(c.conditions, label_dim) if c.conditions else None
+        self.prior_net = (nn.Sequential(nn.Linear(label_dim, c.hidden), nn.Tanh(), nn.Linear(c.hidden, 2 * c.latent))
+                          if c.conditions and c.prior_network and not c.language_model else None)
+        code_dim = label_dim + (0 if c.language_model else c.latent)  # what drives the decoder: [z; e_c]
+        self.code_dim = code_dim
         if c.language_model:
-            self.encoder = self.to_posterior = self.to_state = None
+            self.encoder = self.to_posterior = None
         else:
             self.encoder = nn.LSTM(c.embedding, c.hidden, batch_first=True, bidirectional=c.bidirectional)
-            self.to_posterior = nn.Linear(directions * c.hidden, 2 * c.latent)
-            self.to_state = nn.Linear(c.latent, 2 * c.hidden) if c.z_to_initial_state else None
-        decoder_in = c.embedding + (c.latent if c.z_every_input and not c.language_model else 0)
+            self.to_posterior = nn.Linear(directions * c.hidden + label_dim, 2 * c.latent)
+        self.to_state = nn.Linear(code_dim, 2 * c.hidden) if c.z_to_initial_state and code_dim else None
+        decoder_in = c.embedding + (code_dim if c.z_every_input else 0)
         self.decoder = nn.LSTM(decoder_in, c.hidden, batch_first=True)
         if c.tie_embeddings:
             self.project = nn.Linear(c.hidden, c.embedding)
@@ -137,13 +158,34 @@ class SentenceVAE(nn.Module):
                     if c.bag_of_words and not c.language_model else None)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
+    @property
+    def has_latent(self) -> bool:
+        """False for the language model (no z, no q)."""
+        return self.encoder is not None
+
+    def code(self, z: torch.Tensor | None, c: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The decoder's conditioning vector: ``z`` ``(..., Z)``, or ``[z; e_c]`` ``(..., Z + E)`` for a
+        conditional model (``c`` ``(B,)`` label ids, ``z`` ``(B, Z)`` or ``(S, B, Z)``); ``e_c`` alone for the
+        conditional language model (``z = None``)."""
+        if self.label_embed is None:
+            if c is not None:
+                raise ValueError("this sentence model is not conditional (model.condition_embedding = 0): give no c")
+            return z
+        if c is None:
+            raise ValueError("a conditional sentence model needs the labels c of its sentences")
+        e = self.label_embed(c)
+        return e if z is None else torch.cat([z, e.expand(*z.shape[:-1], -1)], dim=-1)
+
     # the three distributions -----------------------------------------------------------------
-    def prior(self) -> Distribution:
+    def prior(self, c: torch.Tensor | None = None) -> Distribution:
+        """``N(0, I)``, or ``p(z|c)`` from the prior network (batch shape ``(B,)``) for labels ``c``."""
+        if self.prior_net is not None and c is not None:
+            return diagonal_gaussian(self.prior_net(self.label_embed(c)))
         zeros = self._anchor.new_zeros(self.latent_dim)
         return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1, validate_args=False)
 
-    def encode(self, batch: SentenceBatch) -> Distribution:
-        """``q(z|x)`` from the LSTM's final state(s) over the real tokens of each sentence.
+    def encode(self, batch: SentenceBatch, c: torch.Tensor | None = None) -> Distribution:
+        """``q(z|x)`` (or ``q(z|x,c)``) from the LSTM's final state(s) over the real tokens of each sentence.
 
         A unidirectional encoder runs over the padded batch and reads its output at each sentence's last
         token (exact: later padding cannot reach earlier outputs); a bidirectional one packs the batch.
@@ -158,16 +200,27 @@ class SentenceVAE(nn.Module):
         else:
             out, _ = self.encoder(emb)
             final = out[torch.arange(len(batch)), batch.lengths - 1]
+        if self.label_embed is not None:
+            if c is None:
+                raise ValueError("a conditional sentence model needs the labels c of its sentences")
+            final = torch.cat([final, self.label_embed(c)], dim=-1)
         return diagonal_gaussian(self.to_posterior(final))
 
     def log_prob(self, batch: SentenceBatch) -> torch.Tensor:
-        """The language model's exact ``log p(x)`` per sentence, ``(B,)`` (``z = None``)."""
+        """The (unconditional) language model's exact ``log p(x)`` per sentence, ``(B,)`` (``z = None``)."""
         return self.decode(None, batch_size=len(batch)).log_prob(batch)
 
-    def decode(self, z: torch.Tensor | None, batch_size: int | None = None) -> AutoregressiveSequence:
-        """``p(x|z)`` for ``z`` ``(B, Z)`` or ``(S, B, Z)``; ``z = None`` is the language model."""
-        size = z.shape[-2] if z is not None else batch_size
-        return AutoregressiveSequence(self, z, torch.Size([size]) if size is not None else torch.Size())
+    def decode(self, z: torch.Tensor | None, c: torch.Tensor | None = None,
+               batch_size: int | None = None) -> AutoregressiveSequence:
+        """``p(x|z)`` (or ``p(x|z,c)``) for ``z`` ``(B, Z)`` or ``(S, B, Z)``; ``z = None`` is the language
+        model (conditional on ``c`` if given)."""
+        code = self.code(z, c)
+        size = code.shape[-2] if code is not None else batch_size
+        return AutoregressiveSequence(self, code, torch.Size([size]) if size is not None else torch.Size())
+
+    def predict(self, c: torch.Tensor) -> AutoregressiveSequence:
+        """The label-conditional language model ``p(x|c)`` (exact), the baseline of a sentence CVAE."""
+        return self.decode(None, c)
 
     def bag_of_words_nll(self, z: torch.Tensor, batch: SentenceBatch) -> torch.Tensor:
         """Zhao, Zhao & Eskenazi (2017), Sec. 3.2: ``-sum_t log softmax(f(z))[x_t]`` over the real tokens of each
