@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentences: decoding of p(x|z) (default ancestral sampling)")
     p.add_argument("--temperature", type=float, default=1.0, help="sentences: sampling temperature")
     p.add_argument("--beam", type=int, default=5, help="sentences: beam width")
+    p.add_argument("--label", help="sentences of a label-conditional run: the label (genre) to generate for, "
+                   "e.g. news")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("reconstruct", help="test images beside their reconstructions; or the sentences that "
@@ -228,8 +230,16 @@ def cmd_sample(args) -> None:
     if config.data.is_text:
         from .generate import sample_sentences
 
+        names = state.get("label_names")
+        label = None
+        if args.label is not None or names:
+            if not names:
+                raise VaekitError(f"{args.run_dir} is not conditioned on labels: leave --label out")
+            if args.label not in names:
+                raise VaekitError(f"--label {args.label!r}: this run knows the labels {', '.join(names)}")
+            label = names.index(args.label)
         _print_sentences(sample_sentences(model, run_vocab(state), n=args.n or 10, method=args.method,
-                                          temperature=args.temperature, beam=args.beam, seed=args.seed))
+                                          temperature=args.temperature, beam=args.beam, seed=args.seed, label=label))
         return
     _refuse_codes(config, args.run_dir, "sample")
     if config.model.arch in ("cvae", "cvae-nn"):  # conditional: complete test images from their given quadrants

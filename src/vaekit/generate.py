@@ -1,7 +1,8 @@
 """Generating sentences from a sentence VAE (Bowman et al. 2016, Sec. 5) or its language model.
 
 * :func:`sample_sentences` -- ``z ~ p(z)`` (none for the LM), then greedy, ancestral (with temperature)
-  or beam decoding of ``p(x|z)``.
+  or beam decoding of ``p(x|z)``; for a label-conditional model, ``z ~ p(z|c)`` and ``p(x|z, c)`` for a
+  given label ``c`` (a genre).
 * :func:`posterior_sentences` -- the sentences one sentence's code yields: ``z ~ q(z|x)``, decoded
   greedily (the paper's Table 7 shows such samples).
 * :func:`homotopy` -- decode evenly spaced points on the line between the posterior means of two
@@ -43,6 +44,9 @@ def encode_words(model: SentenceVAE, vocab: Vocab, sentences: list[str]) -> torc
     """``q(z|x)`` for sentences given as strings (whitespace-tokenised; unknown words become ``<unk>``)."""
     if not _has_latent(model):
         raise VaekitError("this run is a language model (model.arch = 'lstm-lm'): it has no code z to encode into")
+    if model.label_embed is not None:
+        raise VaekitError("this run is conditioned on labels (model.condition_embedding > 0); encoding a sentence "
+                          "needs its label, which this command does not take yet: use `vaekit sample --label`")
     ids = [torch.tensor(vocab.encode(s.split())) for s in sentences]
     if any(len(i) == 1 for i in ids):
         raise VaekitError("an empty sentence has nothing to encode: give at least one word")
@@ -65,16 +69,25 @@ def _decode(model: SentenceVAE, vocab: Vocab, z: torch.Tensor | None, method: st
 
 @torch.no_grad()
 def sample_sentences(model: SentenceVAE, vocab: Vocab, n: int = 10, method: str = "sample", temperature: float = 1.0,
-                     beam: int = 5, max_length: int = 40, seed: int = 0) -> list[Generated]:
-    """``n`` sentences from the model: ``z ~ N(0, I)`` then decoding (for the LM, decoding alone)."""
+                     beam: int = 5, max_length: int = 40, seed: int = 0, label: int | None = None
+                     ) -> list[Generated]:
+    """``n`` sentences from the model: ``z ~ N(0, I)`` then decoding (for the LM, decoding alone); for a
+    label-conditional model, ``z ~ p(z|c)`` for ``c = label`` and decoding of ``p(x|z, c)``."""
+    conditional = model.label_embed is not None
+    if conditional != (label is not None):
+        raise VaekitError("this run is conditioned on labels: name one (e.g. --label news)" if conditional else
+                          "this run is not conditioned on labels: leave the label out")
     generator = torch.Generator().manual_seed(seed)
     model.eval()
+    c = torch.tensor([label]) if conditional else None
+    prior = model.prior(c) if _has_latent(model) else None
     out = []
     for _ in range(n):
         z = None
-        if _has_latent(model):
-            z = torch.randn(1, model.latent_dim, generator=generator)
-        out.append(_decode(model, vocab, z, method, max_length, temperature, beam, generator))
+        if prior is not None:
+            loc, scale = prior.base_dist.loc.expand(1, -1), prior.base_dist.scale.expand(1, -1)
+            z = loc + scale * torch.randn(1, model.latent_dim, generator=generator)
+        out.append(_decode(model, vocab, model.code(z, c), method, max_length, temperature, beam, generator))
     return out
 
 
