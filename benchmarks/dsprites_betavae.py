@@ -8,7 +8,7 @@ it lives in ``runs/betavae/b<beta>_s<seed>/`` and resumes exactly. Each trained 
 scored by the BetaVAE score, the FactorVAE score and the MIG (:mod:`vaekit.disentanglement`) on images
 rendered on demand from uniformly drawn factors. Figures: one row per (beta, seed) and metric, the mean over
 seeds per beta, and the issue's ``dsprites_betavae_{mig,factorvae_score,betavae_score}`` for the beta with the
-best mean MIG. Published ranges to compare with are in BENCHMARKS.md.
+best mean MIG. BENCHMARKS.md says what the published ranges are known to be and where they were not looked up.
 """
 
 from __future__ import annotations
