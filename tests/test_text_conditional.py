@@ -131,6 +131,15 @@ def test_a_sentence_cvae_trains_resumes_exactly_and_samples_from_the_cli(tmp_pat
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
     assert main(["sample", str(tmp_path / "whole"), "--label", "news"]) not in (0, None)
     assert "this run knows the labels cat, dog" in capsys.readouterr().err
+    run = str(tmp_path / "whole")
+    for argv, lines in ((["reconstruct", run, "the cat sat on the mat", "--n", "2"], 2),
+                        (["interpolate", run, "the cat sat on the mat", "the dog ran under the log", "--steps", "3"], 3),
+                        (["impute", run, "the dog ran", "--icm", "1"], 1)):
+        assert main(argv + ["--label", "dog"]) in (0, None), argv
+        out = capsys.readouterr().out.strip().splitlines()
+        assert len(out) == lines, out
+        assert main(argv) not in (0, None)  # the label is required
+        assert "name one" in capsys.readouterr().err
 
 
 def test_conditioning_on_labels_that_the_data_lacks_is_refused(tmp_path, corpus):  # noqa: F811

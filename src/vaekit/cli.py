@@ -77,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentences: decoding of p(x|z) (default ancestral sampling)")
     p.add_argument("--temperature", type=float, default=1.0, help="sentences: sampling temperature")
     p.add_argument("--beam", type=int, default=5, help="sentences: beam width")
-    p.add_argument("--label", help="sentences of a label-conditional run: the label (genre) to generate for, "
-                   "e.g. news")
+    _label_option(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("reconstruct", help="test images beside their reconstructions; or the sentences that "
@@ -88,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="images (default 32), or posterior samples of the sentence (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="PNG path (default RUN_DIR/reconstructions.png)")
+    _label_option(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("interpolate", help="a homotopy: sentences decoded between the codes of two sentences")
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("first")
     p.add_argument("second")
     p.add_argument("--steps", type=int, default=5, help="points on the line, ends included")
+    _label_option(p)
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("impute", help="complete the end of a sentence from its beginning (beam search + ICM)")
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prefix")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--icm", type=int, default=3, help="rounds of iterated conditional modes between z and words")
+    _label_option(p)
     p.set_defaults(func=cmd_impute)
 
     p = sub.add_parser("plot", help="sample grid, reconstructions, 2-D manifold, latent scatter, curves")
@@ -207,15 +209,34 @@ def cmd_eval(args) -> None:
     print(format_report(report))
 
 
+def _label_option(parser) -> None:
+    parser.add_argument("--label", help="sentence runs conditioned on labels (model.condition_embedding > 0): the "
+                        "label (e.g. a Brown genre such as news) to encode and generate under")
+
+
+def _label_id(args, state: dict) -> int | None:
+    """The id of ``--label`` among the run's label names (None for an unconditional run), or a clear error."""
+    names = state.get("label_names")
+    if args.label is None and not names:
+        return None
+    if not names:
+        raise VaekitError(f"{args.run_dir} is not conditioned on labels: leave --label out")
+    if args.label is None:
+        raise VaekitError(f"{args.run_dir} is conditioned on labels: name one with --label ({', '.join(names)})")
+    if args.label not in names:
+        raise VaekitError(f"--label {args.label!r}: this run knows the labels {', '.join(names)}")
+    return names.index(args.label)
+
+
 def _sentence_run(run_dir: str, verb: str):
-    """(model, vocab) of a sentence run; a clear error for an image run."""
+    """(model, vocab, checkpoint state) of a sentence run; a clear error for an image run."""
     from .runs import load_model, run_vocab
 
     config, model, state = load_model(run_dir)
     if not config.data.is_text:
         raise VaekitError(f"`vaekit {verb}` works on sentence models; {run_dir} is an image model "
                           "(see `vaekit sample` and `vaekit reconstruct` for images)")
-    return model, run_vocab(state)
+    return model, run_vocab(state), state
 
 
 def _print_sentences(generated, numbered: bool = True) -> None:
@@ -230,16 +251,9 @@ def cmd_sample(args) -> None:
     if config.data.is_text:
         from .generate import sample_sentences
 
-        names = state.get("label_names")
-        label = None
-        if args.label is not None or names:
-            if not names:
-                raise VaekitError(f"{args.run_dir} is not conditioned on labels: leave --label out")
-            if args.label not in names:
-                raise VaekitError(f"--label {args.label!r}: this run knows the labels {', '.join(names)}")
-            label = names.index(args.label)
         _print_sentences(sample_sentences(model, run_vocab(state), n=args.n or 10, method=args.method,
-                                          temperature=args.temperature, beam=args.beam, seed=args.seed, label=label))
+                                          temperature=args.temperature, beam=args.beam, seed=args.seed,
+                                          label=_label_id(args, state)))
         return
     _refuse_codes(config, args.run_dir, "sample")
     if config.model.arch in ("cvae", "cvae-nn"):  # conditional: complete test images from their given quadrants
@@ -266,7 +280,7 @@ def cmd_reconstruct(args) -> None:
         if not args.sentence:
             raise VaekitError('give the sentence to encode: vaekit reconstruct RUN_DIR "a sentence"')
         _print_sentences(posterior_sentences(model, run_vocab(state), args.sentence, n=args.n or 5,
-                                             seed=args.seed))
+                                             seed=args.seed, label=_label_id(args, state)))
         return
     _refuse_codes(config, args.run_dir, "reconstruct")
     if config.model.arch in ("cvae", "cvae-nn"):
@@ -288,15 +302,16 @@ def _refuse_codes(config, run_dir, command: str) -> None:
 def cmd_interpolate(args) -> None:
     from .generate import homotopy
 
-    model, vocab = _sentence_run(args.run_dir, "interpolate")
-    _print_sentences(homotopy(model, vocab, args.first, args.second, steps=args.steps))
+    model, vocab, state = _sentence_run(args.run_dir, "interpolate")
+    _print_sentences(homotopy(model, vocab, args.first, args.second, steps=args.steps, label=_label_id(args, state)))
 
 
 def cmd_impute(args) -> None:
     from .generate import impute
 
-    model, vocab = _sentence_run(args.run_dir, "impute")
-    _print_sentences([impute(model, vocab, args.prefix, beam=args.beam, icm=args.icm)], numbered=False)
+    model, vocab, state = _sentence_run(args.run_dir, "impute")
+    _print_sentences([impute(model, vocab, args.prefix, beam=args.beam, icm=args.icm, label=_label_id(args, state))],
+                     numbered=False)
 
 
 def cmd_plot(args) -> None:

@@ -2,7 +2,8 @@
 
 * :func:`sample_sentences` -- ``z ~ p(z)`` (none for the LM), then greedy, ancestral (with temperature)
   or beam decoding of ``p(x|z)``; for a label-conditional model, ``z ~ p(z|c)`` and ``p(x|z, c)`` for a
-  given label ``c`` (a genre).
+  given label ``c`` (a genre). Every function below takes ``label`` for such a model: codes are then
+  ``q(z|x, c)`` and decoding is ``p(x|z, c)``.
 * :func:`posterior_sentences` -- the sentences one sentence's code yields: ``z ~ q(z|x)``, decoded
   greedily (the paper's Table 7 shows such samples).
 * :func:`homotopy` -- decode evenly spaced points on the line between the posterior means of two
@@ -40,17 +41,27 @@ def _has_latent(model: SentenceVAE) -> bool:
     return model.encoder is not None
 
 
-def encode_words(model: SentenceVAE, vocab: Vocab, sentences: list[str]) -> torch.distributions.Distribution:
-    """``q(z|x)`` for sentences given as strings (whitespace-tokenised; unknown words become ``<unk>``)."""
+def _labels(model: SentenceVAE, label: int | None, n: int = 1) -> torch.Tensor | None:
+    """``(n,)`` copies of ``label`` for a label-conditional model (None otherwise), with a clear error when the
+    label is missing or not wanted."""
+    conditional = model.label_embed is not None
+    if conditional != (label is not None):
+        raise VaekitError("this run is conditioned on labels: name one (e.g. --label news)" if conditional else
+                          "this run is not conditioned on labels: leave the label out")
+    return torch.full((n,), label, dtype=torch.int64) if conditional else None
+
+
+def encode_words(model: SentenceVAE, vocab: Vocab, sentences: list[str], label: int | None = None
+                 ) -> torch.distributions.Distribution:
+    """``q(z|x)`` (or ``q(z|x, c)``) for sentences given as strings (whitespace-tokenised; unknown words become
+    ``<unk>``)."""
     if not _has_latent(model):
         raise VaekitError("this run is a language model (model.arch = 'lstm-lm'): it has no code z to encode into")
-    if model.label_embed is not None:
-        raise VaekitError("this run is conditioned on labels (model.condition_embedding > 0); encoding a sentence "
-                          "needs its label, which this command does not take yet: use `vaekit sample --label`")
+    c = _labels(model, label, len(sentences))
     ids = [torch.tensor(vocab.encode(s.split())) for s in sentences]
     if any(len(i) == 1 for i in ids):
         raise VaekitError("an empty sentence has nothing to encode: give at least one word")
-    return model.encode(sentence_batch(ids, vocab.bos))
+    return model.encode(sentence_batch(ids, vocab.bos), c)
 
 
 def _decode(model: SentenceVAE, vocab: Vocab, z: torch.Tensor | None, method: str, max_length: int,
@@ -73,13 +84,9 @@ def sample_sentences(model: SentenceVAE, vocab: Vocab, n: int = 10, method: str 
                      ) -> list[Generated]:
     """``n`` sentences from the model: ``z ~ N(0, I)`` then decoding (for the LM, decoding alone); for a
     label-conditional model, ``z ~ p(z|c)`` for ``c = label`` and decoding of ``p(x|z, c)``."""
-    conditional = model.label_embed is not None
-    if conditional != (label is not None):
-        raise VaekitError("this run is conditioned on labels: name one (e.g. --label news)" if conditional else
-                          "this run is not conditioned on labels: leave the label out")
+    c = _labels(model, label)
     generator = torch.Generator().manual_seed(seed)
     model.eval()
-    c = torch.tensor([label]) if conditional else None
     prior = model.prior(c) if _has_latent(model) else None
     out = []
     for _ in range(n):
@@ -93,31 +100,34 @@ def sample_sentences(model: SentenceVAE, vocab: Vocab, n: int = 10, method: str 
 
 @torch.no_grad()
 def posterior_sentences(model: SentenceVAE, vocab: Vocab, sentence: str, n: int = 5, method: str = "greedy",
-                        max_length: int = 40, seed: int = 0) -> list[Generated]:
+                        max_length: int = 40, seed: int = 0, label: int | None = None) -> list[Generated]:
     """Decode ``n`` codes ``z ~ q(z|x)`` of one sentence (the first is the posterior mean)."""
     model.eval()
-    q = encode_words(model, vocab, [sentence])
+    q = encode_words(model, vocab, [sentence], label)
+    c = _labels(model, label)
     generator = torch.Generator().manual_seed(seed)
     loc, scale = q.base_dist.loc, q.base_dist.scale
     codes = [loc] + [loc + scale * torch.randn(loc.shape, generator=generator) for _ in range(n - 1)]
-    return [_decode(model, vocab, z, method, max_length, 1.0, 5, generator) for z in codes]
+    return [_decode(model, vocab, model.code(z, c), method, max_length, 1.0, 5, generator) for z in codes]
 
 
 @torch.no_grad()
 def homotopy(model: SentenceVAE, vocab: Vocab, first: str, second: str, steps: int = 5, method: str = "greedy",
-             max_length: int = 40) -> list[Generated]:
-    """Decode ``z(t) = (1 - t) mu_1 + t mu_2`` at ``steps`` evenly spaced ``t`` in [0, 1] (``steps >= 2``)."""
+             max_length: int = 40, label: int | None = None) -> list[Generated]:
+    """Decode ``z(t) = (1 - t) mu_1 + t mu_2`` at ``steps`` evenly spaced ``t`` in [0, 1] (``steps >= 2``); for a
+    label-conditional model both sentences are encoded and decoded under the one ``label``."""
     if steps < 2:
         raise VaekitError(f"a homotopy needs at least 2 steps (got {steps})")
     model.eval()
-    loc = encode_words(model, vocab, [first, second]).base_dist.loc
-    return [_decode(model, vocab, torch.lerp(loc[0:1], loc[1:2], t / (steps - 1)), method, max_length, 1.0, 5, None)
-            for t in range(steps)]
+    loc = encode_words(model, vocab, [first, second], label).base_dist.loc
+    c = _labels(model, label)
+    return [_decode(model, vocab, model.code(torch.lerp(loc[0:1], loc[1:2], t / (steps - 1)), c), method, max_length,
+                    1.0, 5, None) for t in range(steps)]
 
 
 @torch.no_grad()
-def impute(model: SentenceVAE, vocab: Vocab, prefix: str, beam: int = 5, icm: int = 3, max_length: int = 40
-           ) -> Generated:
+def impute(model: SentenceVAE, vocab: Vocab, prefix: str, beam: int = 5, icm: int = 3, max_length: int = 40,
+           label: int | None = None) -> Generated:
     """Complete ``prefix`` by beam search under ``z``; with ``icm`` rounds of iterated conditional modes
     (``z`` <- posterior mean of the current full sentence, completion <- beam search given ``z``).
     Returns the whole sentence; ``log_prob`` is that of the completed part given the prefix and ``z``."""
@@ -125,16 +135,18 @@ def impute(model: SentenceVAE, vocab: Vocab, prefix: str, beam: int = 5, icm: in
     if not words:
         raise VaekitError("impute needs the beginning of a sentence: give at least one word")
     model.eval()
-    z = encode_words(model, vocab, [prefix]).base_dist.loc if _has_latent(model) else None
-    completion = _complete(model, vocab, words, z, beam, max_length)
+    c = _labels(model, label)
+    z = encode_words(model, vocab, [prefix], label).base_dist.loc if _has_latent(model) else None
+    completion = _complete(model, vocab, words, model.code(z, c), beam, max_length)
     for _ in range(icm if z is not None else 0):
-        z = encode_words(model, vocab, [" ".join(words + completion.words)]).base_dist.loc
-        completion = _complete(model, vocab, words, z, beam, max_length)
+        z = encode_words(model, vocab, [" ".join(words + completion.words)], label).base_dist.loc
+        completion = _complete(model, vocab, words, model.code(z, c), beam, max_length)
     return Generated(words + completion.words, completion.log_prob)
 
 
 def _complete(model: SentenceVAE, vocab: Vocab, words: list[str], z, beam: int, max_length: int) -> Generated:
-    """Teacher-force ``<s> words[:-1]`` through the decoder, then beam-search on from ``words[-1]``."""
+    """Teacher-force ``<s> words[:-1]`` through the decoder driven by the code ``z`` (see
+    :meth:`SentenceVAE.code`), then beam-search on from ``words[-1]``."""
     ids = [vocab.bos] + [vocab.stoi.get(w, vocab.unk) for w in words]
     step = model.step(z)
     state = None
