@@ -256,6 +256,12 @@ def cmd_sample(args) -> None:
                                           label=_label_id(args, state)))
         return
     _refuse_codes(config, args.run_dir, "sample")
+    if config.model.arch in ("cvae", "cvae-nn") and config.data.condition == "label":  # one class per row
+        from .plots import class_samples
+
+        print(class_samples(model, config.model.categories, tuple(state["shape"]),
+                            args.out or Path(args.run_dir) / "samples.png", per_class=args.n or 10, seed=args.seed))
+        return
     if config.model.arch in ("cvae", "cvae-nn"):  # conditional: complete test images from their given quadrants
         from .plots import completions
         from .runs import eval_inputs, load_data
@@ -285,7 +291,7 @@ def cmd_reconstruct(args) -> None:
     _refuse_codes(config, args.run_dir, "reconstruct")
     if config.model.arch in ("cvae", "cvae-nn"):
         raise VaekitError(f"{args.run_dir} is a conditional model: it completes images from their given quadrants "
-                          f"rather than reconstructing them; see `vaekit sample {args.run_dir}`")
+                          f"or draws them by class rather than reconstructing them; see `vaekit sample {args.run_dir}`")
     from .plots import reconstructions
 
     x = eval_inputs(config, load_data(config.data), "test")

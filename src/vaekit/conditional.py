@@ -15,6 +15,9 @@ MNIST quadrant completion (Sohn et al., Sec. 5.1): ``c`` holds the pixels of the
 those of the others. Given quadrants follow the Pyro CVAE example: 1 = bottom-left, 2 = the left half,
 3 = every quadrant but the top-right.
 
+Generation by class (``data.condition = "label"``): ``c`` is the one-hot class of the image (its digit)
+and ``x`` the whole image, so that ``p(z|c)`` and ``p(x|z, c)`` draw digits of a chosen class.
+
 Sentences conditioned on a label (a Brown corpus genre) use the same objectives and estimator with
 ``x`` a :class:`~vaekit.models.sentence_vae.SentenceBatch` and ``c`` the label ids; the label-conditional
 language model plays the deterministic baseline (``predict(c)``), and :func:`evaluate_conditional` also
@@ -174,17 +177,36 @@ def evaluate_conditional(model, batches, samples: int = 100, seed: int = 0) -> d
     return result
 
 
+def label_condition(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """One-hot conditions ``(B, classes)`` of class ids ``(B,)``."""
+    return torch.nn.functional.one_hot(labels.long(), classes).float()
+
+
 def build_conditional_model(config, shape: tuple[int, int, int]):
     """The CVAE (``model.arch = cvae``) or its deterministic baseline (``cvae-nn``) for quadrant completion
-    of ``shape`` images with ``config.data.quadrants`` given."""
-    mask = quadrant_mask(config.data.quadrants, shape[1], shape[2])
-    if shape[0] != 1:
-        raise ValueError("quadrant completion is defined for greyscale images")
-    c_dim, x_dim = int(mask.sum()), int((~mask).sum())
+    of ``shape`` images with ``config.data.quadrants`` given, or for generation by class
+    (``data.condition = label``: c is one of ``model.categories`` classes, x the whole image)."""
+    if config.data.condition == "label":
+        c_dim, x_dim = config.model.categories, math.prod(shape)
+    else:
+        mask = quadrant_mask(config.data.quadrants, shape[1], shape[2])
+        if shape[0] != 1:
+            raise ValueError("quadrant completion is defined for greyscale images")
+        c_dim, x_dim = int(mask.sum()), int((~mask).sum())
     m = config.model
     if m.arch == "cvae-nn":
         return ConditionalNN(x_dim, c_dim, m.hidden, m.activation)
     return CVAE(x_dim, c_dim, m.latent, m.hidden, m.activation, prior_network=m.prior_network)
+
+
+def condition_batches(images: torch.Tensor, labels: torch.Tensor | None, config, batch_size: int
+                      ) -> list[ConditionalBatch]:
+    """Fixed evaluation batches of ``images`` ``(N, H*W)``: split for ``config.data.quadrants``, or paired with
+    their one-hot ``labels`` when ``config.data.condition = label``."""
+    if config.data.condition == "label":
+        c = label_condition(labels[: len(images)], config.model.categories)
+        return [ConditionalBatch(images[i:i + batch_size], c[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return quadrant_batches(images, config, batch_size)
 
 
 def quadrant_batches(images: torch.Tensor, config, batch_size: int) -> list[ConditionalBatch]:

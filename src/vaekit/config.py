@@ -34,6 +34,8 @@ class DataConfig:
     labelled: int = 0                # semi-supervised (model.arch = m2): labelled training images, the same
                                      # number of each class (e.g. 100); the rest are used without labels
     label_seed: int = 0              # which labelled images are drawn (report a spread over several seeds)
+    condition: str = "quadrants"     # cvae / cvae-nn: what c is: quadrants (the given quadrants, below) | label
+                                     # (the image's class, one-hot, model.categories classes: generation by digit)
     quadrants: int = 0               # cvae / cvae-nn: MNIST quadrant completion with 1, 2 or 3 quadrants given
                                      # (Sohn et al. 2015; 1 = bottom-left, 2 = left half, 3 = all but top-right)
     features: str = ""               # m2: a trained Gaussian VAE run (M1) whose q(z1|x) replaces the images
@@ -199,10 +201,14 @@ class RunConfig:
         if (self.model.arch in ("lstm-lm", "cvae-nn")) != (self.train.objective == "mle"):
             raise ConfigError("models without a latent variable (model.arch = 'lstm-lm' or 'cvae-nn') train with "
                               "train.objective = 'mle', and only they do; latent-variable models use elbo or iwae")
-        if conditional != (self.data.quadrants != 0):
+        if self.data.condition not in ("quadrants", "label"):
+            raise ConfigError(f"data.condition = {self.data.condition!r}: choose quadrants or label")
+        by_quadrants = conditional and self.data.condition == "quadrants"
+        if by_quadrants != (self.data.quadrants != 0):
             raise ConfigError("quadrant completion pairs model.arch = 'cvae' or 'cvae-nn' with data.quadrants = "
-                              "1, 2 or 3 (the number of quadrants given)")
-        if conditional and self.data.quadrants not in (1, 2, 3):
+                              "1, 2 or 3 (the number of quadrants given); to condition on the class instead, set "
+                              "data.condition = 'label' and leave data.quadrants at 0")
+        if by_quadrants and self.data.quadrants not in (1, 2, 3):
             raise ConfigError(f"data.quadrants = {self.data.quadrants}: choose 1, 2 or 3")
         if self.train.objective in ("gsnn", "hybrid") and self.model.arch != "cvae":
             raise ConfigError(f"train.objective = {self.train.objective!r} is a CVAE objective (Sohn et al. 2015): "

@@ -7,6 +7,8 @@ The training loop (:mod:`vaekit.train`) knows nothing of images or sentences; a 
 * :class:`SemiSupervisedFeed` -- as :class:`ImageFeed` over the unlabelled images, each batch paired with
   ``labelled_batch`` labelled images drawn with replacement from the few labelled ones (M2).
 * :class:`QuadrantFeed` -- as :class:`ImageFeed`, each image split into given quadrants and the rest (CVAE).
+* :class:`ClassConditionFeed` -- as :class:`ImageFeed`, each image paired with its one-hot class (CVAE that
+  generates by digit).
 * :class:`TextFeed` -- the plan is a ``(batches, batch_size)`` table of sentence indices (-1 pads the
   last row), bucketed by length (:func:`vaekit.data.text.bucket_order`); a batch pads its sentences
   into a :class:`SentenceBatch` and applies word dropout to the decoder inputs (Bowman et al. 2016,
@@ -23,7 +25,7 @@ import math
 
 import torch
 
-from .conditional import ConditionalBatch, quadrant_mask, split
+from .conditional import ConditionalBatch, label_condition, quadrant_mask, split
 from .config import RunConfig
 from .data import ImageData, binarize
 from .data.text import TextData, bucket_order, pad
@@ -50,10 +52,14 @@ class ImageFeed:
     def plan(self, generator: torch.Generator) -> torch.Tensor:
         return torch.randperm(len(self.data.train), generator=generator)
 
+    def rows(self, plan: torch.Tensor, index: int) -> torch.Tensor:
+        """Training-set rows of this rank's ``index``-th batch."""
+        start = index * self.batch_size * self.dist.world + self.dist.rank * self.batch_size
+        return plan[start:start + self.batch_size]
+
     def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator) -> tuple[torch.Tensor, int]:
         """The ``index``-th batch of this rank and its size."""
-        start = index * self.batch_size * self.dist.world + self.dist.rank * self.batch_size
-        raw = self.data.train[plan[start:start + self.batch_size]]
+        raw = self.data.train[self.rows(plan, index)]
         x = binarize(raw, self.data.max_value, noise) if self.binarise else raw.float().div_(self.data.max_value)
         return x, len(raw)
 
@@ -115,6 +121,30 @@ class QuadrantFeed(ImageFeed):
 
     def validation_batches(self, batch_size: int = 1000):
         return [split(x, self.mask) for x in super().validation_batches(batch_size)]
+
+
+class ClassConditionFeed(ImageFeed):
+    """Sohn et al. (2015) for generation by class: each (freshly binarised) image ``x`` with its one-hot class
+    ``c`` (:class:`vaekit.conditional.ConditionalBatch`)."""
+
+    def __init__(self, config: RunConfig, data: ImageData, dist: Dist, val_x: torch.Tensor):
+        if data.train_labels is None or data.val_labels is None:
+            raise DataError(f"data.condition = 'label' needs class labels, and {data.name} has none: use mnist or "
+                            "fashion-mnist, or IDX files with a labels file")
+        classes = int(data.train_labels.max()) + 1
+        if classes > config.model.categories:
+            raise DataError(f"{data.name} has {classes} classes: set model.categories = {classes}")
+        super().__init__(config, data, dist, val_x)
+        self.classes = config.model.categories
+
+    def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator):
+        x, b = super().batch(plan, index, noise)
+        return ConditionalBatch(x, label_condition(self.data.train_labels[self.rows(plan, index)], self.classes)), b
+
+    def validation_batches(self, batch_size: int = 1000):
+        labels = label_condition(self.data.val_labels[: len(self.val_x)], self.classes)[self.dist.rank::self.dist.world]
+        return [ConditionalBatch(x, labels[i * batch_size:(i + 1) * batch_size])
+                for i, x in enumerate(super().validation_batches(batch_size))]
 
 
 class TextFeed:

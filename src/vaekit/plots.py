@@ -96,6 +96,17 @@ def completions(model, x: torch.Tensor, config, shape, path, samples: int = 5) -
 
 
 @torch.no_grad()
+def class_samples(model, classes: int, shape, path, per_class: int = 10, seed: int = 0) -> Path:
+    """Generation by class (Sohn et al. 2015 on labels): row ``k`` holds means of ``p(x|z, c=k)`` for
+    ``z ~ p(z|c=k)`` (for the deterministic baseline, its one mean per class, repeated)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        images = model.complete(torch.eye(classes), per_class)                    # (S, classes, D)
+    return _save_image(_tile(_display(images.transpose(0, 1).flatten(0, 1)), shape, classes, per_class), path,
+                       "one class per row: means of p(x|z, c), z ~ p(z|c)")
+
+
+@torch.no_grad()
 def traversals(model, x: torch.Tensor, shape, path, steps: int = 9, span: float = 3.0, rows: int = 10) -> Path:
     """Latent traversals (Higgins et al. 2017, Fig. 7): start from ``z = E_q[z|x_0]`` for the first image and
     move one dimension at a time over ``[-span, span]``; one row per dimension, the ``rows`` dimensions with

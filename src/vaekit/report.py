@@ -35,11 +35,11 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
         result = evaluate_text(model, batches, k=k, sample_chunk=config.eval.sample_chunk, seed=config.eval.seed,
                                progress=progress)
     elif config.model.arch in ("cvae", "cvae-nn"):
-        from .conditional import evaluate_conditional, quadrant_batches
+        from .conditional import condition_batches, evaluate_conditional
 
         x = eval_inputs(config, data, split)[: limit or None]
-        result = evaluate_conditional(model, quadrant_batches(x, config, config.eval.batch_size), samples=k,
-                                      seed=config.eval.seed)
+        batches = condition_batches(x, data.split(split)[1], config, config.eval.batch_size)
+        result = evaluate_conditional(model, batches, samples=k, seed=config.eval.seed)
         result["nll_per_example"] = []
     elif config.model.arch == "m2":
         from .semi_supervised import evaluate_m2, m2_inputs
@@ -145,9 +145,12 @@ def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) ->
         curves = run_dir / "metrics.jsonl"
         return [plots.training_curves(curves, run_dir / "curves.png")] if "curves" in what and curves.exists() else []
     shape = tuple(state["shape"])
-    if config.model.arch in ("cvae", "cvae-nn"):  # completions of test images, and the curves
-        x = eval_inputs(config, load_data(config.data), "test")[:8]
-        written = [plots.completions(model, x, config, shape, run_dir / "completions.png")]
+    if config.model.arch in ("cvae", "cvae-nn"):  # completions of test images (or samples by class), and the curves
+        if config.data.condition == "label":
+            written = [plots.class_samples(model, config.model.categories, shape, run_dir / "samples.png")]
+        else:
+            x = eval_inputs(config, load_data(config.data), "test")[:8]
+            written = [plots.completions(model, x, config, shape, run_dir / "completions.png")]
         if (run_dir / "metrics.jsonl").exists():
             written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
         return written

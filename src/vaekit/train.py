@@ -39,7 +39,7 @@ from .data import ImageData
 from .data.text import TextData
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .estimators import Enumerate, GumbelSoftmax, build_estimator
-from .feeds import ImageFeed, QuadrantFeed, SemiSupervisedFeed, TextFeed
+from .feeds import ClassConditionFeed, ImageFeed, QuadrantFeed, SemiSupervisedFeed, TextFeed
 from .models import M2, build_model
 from .objectives import elbo, exact_log_likelihood, objective
 from .runs import build_sentence_model, eval_inputs, load_data, resolve_likelihood, write_json
@@ -206,7 +206,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         model = build_conditional_model(config, shape) if conditional else build_model(config.model, shape, likelihood)
         estimator = build_estimator(t, math.prod(shape))
         if conditional:
-            feed = QuadrantFeed(config, data, dist, eval_inputs(config, data, "val"))
+            by_label = config.data.condition == "label"
+            feed = (ClassConditionFeed if by_label else QuadrantFeed)(config, data, dist, eval_inputs(config, data, "val"))
         elif config.model.arch == "m2":
             val_x = eval_inputs(config, data, "val")
             feed = SemiSupervisedFeed(config, data, dist, val_x if features is None else features.mean(val_x),
