@@ -94,8 +94,9 @@ def run_variant(name: str, classifier, per_genre: int) -> None:
     if latent:
         record(SCRIPT, f"brown_{name}_test_kl", report["kl"], "nats", command, f"KL(q(z|x,c) || p(z|c)); {notes}")
     accuracy, shown = genre_accuracy(run_dir, classifier, per_genre, seed=0)
+    drawn = "z ~ p(z|c), then ancestral sampling of p(x|z,c)" if latent else "ancestral sampling of p(x|c)"
     record(SCRIPT, f"brown_{name}_genre_accuracy", accuracy, "fraction", command,
-           f"{per_genre} sentences per genre x 15 genres (z ~ p(z|c), ancestral sampling, T = 1), classified by "
+           f"{per_genre} sentences per genre x 15 genres ({drawn}, T = 1), classified by "
            f"fastText trained on real training sentences; chance 1/15 = 0.067; {notes}")
     samples = ROOT / "docs" / "brown_samples.md"
     samples.parent.mkdir(exist_ok=True)
@@ -103,7 +104,8 @@ def run_variant(name: str, classifier, per_genre: int) -> None:
     section = f"## {name}\n\n" + "".join(f"* **{genre}**: " + " / ".join(s) + "\n" for genre, s in shown.items())
     kept = [part for part in old.split("\n## ")[1:] if not part.startswith(f"{name}\n")]
     header = ("# Sentences generated for each Brown genre\n\n"
-              "Written by `benchmarks/brown_cvae.py` (z ~ p(z|c), ancestral sampling at temperature 1; the first "
+              "Written by `benchmarks/brown_cvae.py` (the CVAE: z ~ p(z|c), then ancestral sampling of p(x|z,c) at "
+              "temperature 1; the conditional LM `clm`: ancestral sampling of p(x|c); the first "
               f"{SHOWN_PER_GENRE} of each genre's sentences).\n\n")
     samples.write_text(header + "".join("## " + part.rstrip("\n") + "\n\n" for part in kept) + section)
 
