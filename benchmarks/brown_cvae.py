@@ -35,10 +35,9 @@ from common import ROOT, record  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
-from vaekit.generate import sample_sentences  # noqa: E402
 from vaekit.report import evaluate_run  # noqa: E402
 from vaekit.runs import load_data, load_model, run_vocab  # noqa: E402
-from vaekit.text_classifier import balanced_accuracy, train_classifier  # noqa: E402
+from vaekit.text_classifier import balanced_accuracy, generated_label_accuracy, train_classifier  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
 SCRIPT = "brown_cvae"
@@ -65,14 +64,8 @@ def genre_accuracy(run_dir: Path, classifier, per_genre: int, seed: int) -> tupl
     """Fraction of generated sentences classified as the genre they were generated for (balanced: the same
     number per genre), and a few sentences of each genre."""
     _, model, state = load_model(run_dir)
-    vocab, names = run_vocab(state), state["label_names"]
-    hits, shown = 0, {}
-    for label, name in enumerate(names):
-        generated = sample_sentences(model, vocab, n=per_genre, method="sample", seed=seed + label, label=label)
-        ids = [[vocab.stoi.get(w, vocab.unk) for w in g.words] for g in generated]
-        hits += int((classifier.predict(ids) == label).sum())
-        shown[name] = [" ".join(g.words) for g in generated[:SHOWN_PER_GENRE]]
-    return hits / (per_genre * len(names)), shown
+    accuracy, sentences = generated_label_accuracy(model, run_vocab(state), classifier, per_genre, seed)
+    return accuracy, {name: s[:SHOWN_PER_GENRE] for name, s in zip(state["label_names"], sentences)}
 
 
 def run_variant(name: str, classifier, per_genre: int) -> None:

@@ -13,7 +13,7 @@ from vaekit.feeds import sentence_batch, sentence_batches
 from vaekit.generate import sample_sentences
 from vaekit.models.sentence_vae import SentenceVAE, SentenceVAEConfig
 from vaekit.runs import load_model, run_vocab
-from vaekit.text_classifier import BagOfNgrams, balanced_accuracy, train_classifier
+from vaekit.text_classifier import BagOfNgrams, balanced_accuracy, generated_label_accuracy, train_classifier
 from vaekit.train import train
 
 from test_text_training import corpus  # noqa: F401  (the fixture)
@@ -112,6 +112,13 @@ def test_a_conditional_lm_learns_its_labels_and_generates_for_each(tmp_path, cor
         assert sum(noun in g.words for g in generated) >= 18, [" ".join(g.words) for g in generated]
     with pytest.raises(VaekitError, match="name one"):
         sample_sentences(model, vocab, n=1)
+    # a classifier of the real sentences recognises the label of the generated ones
+    words = lambda split: [s[:-1].tolist() for s in data.split(split)]
+    classifier, real = train_classifier(words("train"), data.labels["train"], words("val"), data.labels["val"],
+                                        len(data.vocab), 2, epochs=60)
+    assert real == 1.0  # the noun gives the label away
+    accuracy, sentences = generated_label_accuracy(model, vocab, classifier, per_label=20)
+    assert accuracy >= 0.9 and [len(s) for s in sentences] == [20, 20]
 
 
 def test_a_sentence_cvae_trains_resumes_exactly_and_samples_from_the_cli(tmp_path, corpus, capsys):  # noqa: F811

@@ -9,7 +9,8 @@ the mean of the embeddings of a sentence's words and hashed word bigrams, then a
 trained by cross-entropy with Adam. It trains in seconds on the CPU and is the usual yardstick for
 label-conditional generation: its accuracy on real held-out sentences is the ceiling that generated
 sentences are compared with. With balanced generated sets (the same number per label) the comparable
-figure on real sentences is the balanced accuracy (mean per-label recall), :func:`balanced_accuracy`.
+figure on real sentences is the balanced accuracy (mean per-label recall), :func:`balanced_accuracy`;
+:func:`generated_label_accuracy` generates such sets from a label-conditional sentence model and scores them.
 """
 
 from __future__ import annotations
@@ -58,6 +59,24 @@ def balanced_accuracy(predicted: torch.Tensor, labels: torch.Tensor, classes: in
     """Mean over labels present of the fraction of their sentences predicted correctly (chance: 1 / classes)."""
     recalls = [(predicted[labels == c] == c).float().mean().item() for c in range(classes) if (labels == c).any()]
     return sum(recalls) / len(recalls)
+
+
+def generated_label_accuracy(model, vocab, classifier: BagOfNgrams, per_label: int = 100, seed: int = 0,
+                             temperature: float = 1.0) -> tuple[float, list[list[str]]]:
+    """Generate ``per_label`` sentences for every label of a label-conditional sentence model (``z ~ p(z|c)``
+    then ancestral sampling of ``p(x|z, c)``; for the conditional LM, of ``p(x|c)``) and return the fraction
+    that ``classifier`` assigns to the label they were generated for, with the sentences (one list per label,
+    as strings)."""
+    from .generate import sample_sentences
+
+    hits, sentences = 0, []
+    for label in range(model.config.conditions):
+        generated = sample_sentences(model, vocab, n=per_label, method="sample", temperature=temperature,
+                                     seed=seed + label, label=label)
+        ids = [[vocab.stoi.get(w, vocab.unk) for w in g.words] for g in generated]
+        hits += int((classifier.predict(ids) == label).sum())
+        sentences.append([" ".join(g.words) for g in generated])
+    return hits / (per_label * model.config.conditions), sentences
 
 
 def train_classifier(train: list[list[int]], train_labels: list[int], val: list[list[int]], val_labels: list[int],
