@@ -130,6 +130,14 @@ def test_a_sentence_cvae_trains_resumes_exactly_and_samples_from_the_cli(tmp_pat
     resumed = train(config, tmp_path / "split", resume=True, data=data, progress=False)
     for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), name
+    from vaekit.export import export_run, load_exported
+
+    export_run(tmp_path / "whole", tmp_path / "exported")
+    _, loaded = load_exported(tmp_path / "exported")
+    probe = ConditionalBatch(sentence_batch(data.test[:4], data.vocab.bos), torch.tensor(data.labels["test"][:4]))
+    whole.model.eval()
+    assert torch.equal(loaded.decode(torch.zeros(4, 3), probe.c).log_prob(probe.x),
+                       whole.model.decode(torch.zeros(4, 3), probe.c).log_prob(probe.x))
     batches = sentence_batches(data.test, 32, data.vocab.bos, data.labels["test"])
     assert isinstance(batches[0], ConditionalBatch) and len(batches[0].c) == len(batches[0].x)
     result = evaluate_conditional(whole.model, batches, samples=10)
