@@ -132,26 +132,34 @@ def conditional_objective(name: str, model, batch: ConditionalBatch, beta: float
 
 
 @torch.no_grad()
-def conditional_log_likelihood(model, batch: ConditionalBatch, samples: int = 100, chunk: int = 100) -> torch.Tensor:
-    """``log p(x|c) ~= logsumexp_s [log p(x|z_s, c) + log p(z_s|c) - log q(z_s|x, c)] - log S``, ``z_s ~ q``;
-    exact for the deterministic baseline. Returns ``(B,)``."""
+def conditional_log_likelihood(model, batch: ConditionalBatch, samples: int = 100, chunk: int = 100,
+                               proposal: str = "posterior") -> torch.Tensor:
+    """``log p(x|c) ~= logsumexp_s [log p(x|z_s, c) + log p(z_s|c) - log r(z_s)] - log S``, ``z_s ~ r``, with the
+    proposal ``r = q(z|x, c)`` (``proposal = "posterior"``) or ``r = p(z|c)`` (``"prior"``: the plain Monte Carlo
+    average of ``p(x|z_s, c)``, for a model trained as a GSNN, whose recognition network never trained); exact
+    for the deterministic baseline. Returns ``(B,)``."""
     if not has_latent(model):
         return model.predict(batch.c).log_prob(batch.x)
-    q, prior = model.encode(batch.x, batch.c), model.prior(batch.c)
+    if proposal not in ("posterior", "prior"):
+        raise ValueError(f"proposal = {proposal!r}: choose posterior or prior")
+    prior = model.prior(batch.c)
+    q = model.encode(batch.x, batch.c) if proposal == "posterior" else prior
     parts, left = [], samples
     while left > 0:
         s = min(chunk, left)
         z = q.sample((s,))
-        log_w = model.decode(z, batch.c).log_prob(batch.x) + prior.log_prob(z) - q.log_prob(z)
+        log_px = model.decode(z, batch.c).log_prob(batch.x)
+        log_w = log_px if proposal == "prior" else log_px + prior.log_prob(z) - q.log_prob(z)
         parts.append(torch.logsumexp(log_w, 0))
         left -= s
     return torch.logsumexp(torch.stack(parts), 0) - math.log(samples)
 
 
 @torch.no_grad()
-def evaluate_conditional(model, batches, samples: int = 100, seed: int = 0) -> dict:
-    """Mean negative conditional log-likelihood (importance-sampled), the ELBO and KL (latent models); for
-    sentences also the token count (words + ``</s>``) and the perplexity ``exp(sum NLL / tokens)``."""
+def evaluate_conditional(model, batches, samples: int = 100, seed: int = 0, proposal: str = "posterior") -> dict:
+    """Mean negative conditional log-likelihood (importance-sampled with ``proposal``, see
+    :func:`conditional_log_likelihood`), the ELBO and KL (latent models); for sentences also the token count
+    (words + ``</s>``) and the perplexity ``exp(sum NLL / tokens)``."""
     model.eval()
     start = time.perf_counter()
     latent = has_latent(model)
@@ -160,14 +168,15 @@ def evaluate_conditional(model, batches, samples: int = 100, seed: int = 0) -> d
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for batch in batches:
-            nll.append(-conditional_log_likelihood(model, batch, samples))
+            nll.append(-conditional_log_likelihood(model, batch, samples, proposal=proposal))
             tokens += int(batch.x.lengths.sum()) if hasattr(batch.x, "lengths") else 0
             if latent:
                 terms = conditional_elbo(model, batch)
                 elbo.append(terms.bound)
                 kl.append(terms.kl)
     values = torch.cat(nll).double()
-    result = {"n": len(values), "k": samples if latent else None, "ncll": values.mean().item(),
+    result = {"n": len(values), "k": samples if latent else None, "proposal": proposal if latent else None,
+              "ncll": values.mean().item(),
               "ncll_stderr": (values.std() / len(values) ** 0.5).item() if len(values) > 1 else 0.0,
               "elbo": torch.cat(elbo).double().mean().item() if elbo else None,
               "kl": torch.cat(kl).double().mean().item() if kl else None,

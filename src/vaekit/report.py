@@ -39,7 +39,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
 
         x = eval_inputs(config, data, split)[: limit or None]
         batches = condition_batches(x, data.split(split)[1], config, config.eval.batch_size)
-        result = evaluate_conditional(model, batches, samples=k, seed=config.eval.seed)
+        # a GSNN never trains q(z|x,c): its likelihood is estimated with the prior network as the proposal
+        proposal = "prior" if config.train.objective == "gsnn" else "posterior"
+        result = evaluate_conditional(model, batches, samples=k, seed=config.eval.seed, proposal=proposal)
         result["nll_per_example"] = []
     elif config.model.arch == "m2":
         from .semi_supervised import evaluate_m2, m2_inputs
@@ -78,7 +80,9 @@ def format_report(r: dict) -> str:
     status = "finished" if r["finished"] else "NOT finished (checkpoint mid-training)"
     if "ncll" in r:
         latent = r["k"] is not None
-        rows = [(f"negative conditional log-likelihood, {'importance-sampled, S = ' + str(r['k']) if latent else 'exact'}",
+        estimate = (f"importance-sampled, S = {r['k']}" + (", proposal p(z|c)" if r.get("proposal") == "prior" else "")
+                    if latent else "exact")
+        rows = [(f"negative conditional log-likelihood, {estimate}",
                  f"**{r['ncll']:.2f}** ± {r['ncll_stderr']:.2f} nats")]
         if "ppl" in r:
             rows.append(("perplexity", f"**{r['ppl']:.2f}** over {r['tokens']} tokens (words + </s>)"))

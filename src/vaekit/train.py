@@ -136,7 +136,8 @@ def validation_elbo(model, batches, dist: Dist | None = None, name: str = "elbo"
     count = 0
     for x in batches:
         if isinstance(x, ConditionalBatch):  # the conditional ELBO (or the baseline's exact log p(x|c))
-            terms = conditional_objective("mle" if name == "mle" else "elbo", model, x)
+            # the baseline's exact log p(x|c); the GSNN bound for a GSNN (its q(z|x,c) never trains); else the ELBO
+            terms = conditional_objective(name if name in ("mle", "gsnn") else "elbo", model, x)
         elif name == "mle":
             terms = exact_log_likelihood(model, x)
         elif isinstance(model, M2):  # the bound on log p(x) with the label summed out
