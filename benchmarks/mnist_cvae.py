@@ -8,7 +8,8 @@ Every run is ``recipes/sohn_cvae.toml`` with ``data.quadrants`` and the variant'
 ``runs/cvae/<variant>_q<quadrants>/`` and resumes exactly when the command is repeated. Figures (issue 5
 names): ``mnist_cvae_quadrant{1,2,3}_ncll`` (importance-sampled, S = ``eval.k`` = 100) and
 ``mnist_baseline_quadrant{1,2,3}_ncll`` (exact), in nats per image over the predicted pixels; the
-``gsnn`` and ``hybrid`` variants write ``mnist_<variant>_quadrant<q>_ncll``. ``--quadrants 0`` conditions on the
+``gsnn`` and ``hybrid`` variants write ``mnist_<variant>_quadrant<q>_ncll`` (a GSNN never trains q(z|x,c), so its
+likelihood is importance-sampled with the prior network p(z|c) as the proposal). ``--quadrants 0`` conditions on the
 digit instead (``data.condition = label``): ``mnist_<variant>_label_ncll`` is ``-log p(x|y)`` over whole images,
 and ``samples.png`` in the run directory draws ten digits of each class.
 
@@ -49,7 +50,8 @@ def run(variant: str, quadrants: int) -> dict:
     report = evaluate_run(run_dir, split="test")
     plot_run(run_dir)
     command = f"python benchmarks/mnist_cvae.py --quadrants {quadrants} --variants {variant}"
-    how = f"importance-sampled, S = {report['k']}" if report["k"] else "exact"
+    how = (f"importance-sampled, S = {report['k']}, proposal {'p(z|c)' if report['proposal'] == 'prior' else 'q(z|x,c)'}"
+           if report["k"] else "exact")
     status = "finished" if report["finished"] else "NOT finished"
     reference = (f"Pyro tutorial (intensities, not binarised): {PYRO[quadrants]}" if quadrants else
                  "-log p(x|y) of whole test images given their digit")
