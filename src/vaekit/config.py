@@ -239,6 +239,11 @@ class RunConfig:
         if self.model.bag_of_words and (self.model.arch != "lstm" or self.train.objective != "elbo"):
             raise ConfigError("model.bag_of_words is an auxiliary loss of the sentence VAE's ELBO (model.arch = "
                               "'lstm', train.objective = 'elbo')")
+        if self.model.condition_embedding and (not text_arch or self.train.free_bits
+                                               or self.train.objective not in ("elbo", "mle")):
+            raise ConfigError("model.condition_embedding conditions a sentence model (model.arch = lstm | lstm-lm) "
+                              "on its labels; it trains with train.objective = elbo (mle for lstm-lm) and without "
+                              "free bits: set train.free_bits = 0")
         if self.model.learn_prior and self.model.latent_type == "gaussian":
             raise ConfigError("model.learn_prior is for discrete latents (categorical or bernoulli)")
         if self.train.objective == "iwae" and (self.train.beta != 1.0 or self.train.kl_schedule != "none"

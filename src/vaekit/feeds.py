@@ -152,10 +152,10 @@ class TextFeed:
 
     def __init__(self, config: RunConfig, data: TextData, dist: Dist, pool: int = 50, conditional: bool = False):
         self.data, self.dist, self.pool = data, dist, pool
-        self.conditional = conditional
         if conditional and data.labels is None:
             raise DataError(f"model.condition_embedding > 0 conditions on each sentence's label, and {data.name} has "
                             "no labels: use data.name = 'brown' (genres) or set model.condition_embedding = 0")
+        self.train_labels = torch.tensor(data.labels["train"]) if conditional else None
         self.batch_size = config.train.batch_size
         self.word_dropout = config.train.word_dropout
         self.vocab = data.vocab
@@ -177,19 +177,19 @@ class TextFeed:
 
     def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator) -> tuple[SentenceBatch, int]:
         row = plan[index * self.dist.world + self.dist.rank]
-        ids = row[row >= 0].tolist()
-        batch = sentence_batch([self.data.train[i] for i in ids], self.vocab.bos)
+        row = row[row >= 0]
+        batch = sentence_batch([self.data.train[i] for i in row.tolist()], self.vocab.bos)
         if self.word_dropout > 0:
             keep = ~batch.mask
             keep[:, 0] = True  # <s> stays
             batch = batch.with_inputs(word_dropout(batch.inputs, self.word_dropout, self.vocab.unk, keep, noise))
-        if self.conditional:
-            return ConditionalBatch(batch, torch.tensor([self.data.labels["train"][i] for i in ids])), len(batch)
+        if self.train_labels is not None:
+            return ConditionalBatch(batch, self.train_labels[row]), len(batch)
         return batch, len(batch)
 
     def validation_batches(self, batch_size: int = 256):
         if self._val is None:
-            labels = self.data.labels["val"] if self.conditional else None
+            labels = self.data.labels["val"] if self.train_labels is not None else None
             self._val = sentence_batches(self.data.val, batch_size, self.vocab.bos, labels)
         return self._val[self.dist.rank::self.dist.world]
 
@@ -204,9 +204,10 @@ def sentence_batches(sentences: list[torch.Tensor], batch_size: int, bos: int, l
                      ) -> list[SentenceBatch] | list[ConditionalBatch]:
     """Fixed length-bucketed batches for evaluation (no shuffling: every evaluation sees the same ones); with
     ``labels`` (one per sentence), :class:`ConditionalBatch` es of the sentences and their labels."""
+    label_ids = None if labels is None else torch.as_tensor(labels)
     out = []
     for ids in bucket_order([len(s) for s in sentences], batch_size, shuffle=False):
         batch = sentence_batch([sentences[i] for i in ids], bos)
-        out.append(batch if labels is None else ConditionalBatch(batch, torch.tensor([labels[i] for i in ids])))
+        out.append(batch if label_ids is None else ConditionalBatch(batch, label_ids[ids]))
     return out
 

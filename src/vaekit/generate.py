@@ -37,10 +37,6 @@ class Generated:
     log_prob: float  # log p(words | z) of the decoded tokens (the prefix's excluded when imputing)
 
 
-def _has_latent(model: SentenceVAE) -> bool:
-    return model.encoder is not None
-
-
 def _labels(model: SentenceVAE, label: int | None, n: int = 1) -> torch.Tensor | None:
     """``(n,)`` copies of ``label`` for a label-conditional model (None otherwise), with a clear error when the
     label is missing or not wanted."""
@@ -55,7 +51,7 @@ def encode_words(model: SentenceVAE, vocab: Vocab, sentences: list[str], label: 
                  ) -> torch.distributions.Distribution:
     """``q(z|x)`` (or ``q(z|x, c)``) for sentences given as strings (whitespace-tokenised; unknown words become
     ``<unk>``)."""
-    if not _has_latent(model):
+    if not model.has_latent:
         raise VaekitError("this run is a language model (model.arch = 'lstm-lm'): it has no code z to encode into")
     c = _labels(model, label, len(sentences))
     ids = [torch.tensor(vocab.encode(s.split())) for s in sentences]
@@ -87,7 +83,7 @@ def sample_sentences(model: SentenceVAE, vocab: Vocab, n: int = 10, method: str 
     c = _labels(model, label)
     generator = torch.Generator().manual_seed(seed)
     model.eval()
-    prior = model.prior(c) if _has_latent(model) else None
+    prior = model.prior(c) if model.has_latent else None
     out = []
     for _ in range(n):
         z = None
@@ -136,7 +132,7 @@ def impute(model: SentenceVAE, vocab: Vocab, prefix: str, beam: int = 5, icm: in
         raise VaekitError("impute needs the beginning of a sentence: give at least one word")
     model.eval()
     c = _labels(model, label)
-    z = encode_words(model, vocab, [prefix], label).base_dist.loc if _has_latent(model) else None
+    z = encode_words(model, vocab, [prefix], label).base_dist.loc if model.has_latent else None
     completion = _complete(model, vocab, words, model.code(z, c), beam, max_length)
     for _ in range(icm if z is not None else 0):
         z = encode_words(model, vocab, [" ".join(words + completion.words)], label).base_dist.loc

@@ -74,7 +74,7 @@ def build_sentence_model(config: ModelConfig, vocab: Vocab, conditions: int = 0)
         z_every_input=config.z_every_input, inputless=config.inputless, tie_embeddings=config.tie_embeddings,
         unk_id=vocab.unk, bos_id=vocab.bos, eos_id=vocab.eos, language_model=config.arch == "lstm-lm",
         dropout=config.dropout, bag_of_words=config.bag_of_words, conditions=conditions,
-        condition_embedding=config.condition_embedding if conditions else 16, prior_network=config.prior_network))
+        condition_embedding=config.condition_embedding, prior_network=config.prior_network))
 
 
 def run_vocab(state: dict) -> Vocab:

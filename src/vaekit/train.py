@@ -85,14 +85,14 @@ class ObjectiveModule(torch.nn.Module):
         self.hybrid_alpha = hybrid_alpha
 
     def forward(self, x, beta: float = 1.0, capacity: float | None = None):
+        sentences = x.x if isinstance(x, ConditionalBatch) else x
+        auxiliary = ((lambda z: self.model.bag_of_words_nll(z, sentences))
+                     if getattr(self.model, "bow", None) is not None else None)
         if isinstance(x, LabelledBatch):  # M2: the label is a latent variable of the unlabelled images
             terms = semi_supervised_loss(self.model, x, self.estimator, self.classifier_weight)
         elif isinstance(x, ConditionalBatch):  # CVAE (Sohn et al. 2015) or its deterministic baseline
-            auxiliary = (lambda z: self.model.bag_of_words_nll(z, x.x)) if getattr(self.model, "bow", None) is not None else None
             terms = conditional_objective(self.name, self.model, x, beta, self.hybrid_alpha, auxiliary)
         else:
-            bow = getattr(self.model, "bow", None)
-            auxiliary = (lambda z: self.model.bag_of_words_nll(z, x)) if bow is not None else None
             terms = objective(self.name, self.model, x, k=self.k, beta=beta, estimator=self.estimator,
                               free_bits=self.free_bits, capacity=capacity, auxiliary=auxiliary)
         return terms.loss, terms.bound.detach(), terms.kl.detach()
@@ -199,9 +199,6 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         feed = TextFeed(config, data, dist, conditional=conditional_text)
         model = build_sentence_model(config.model, data.vocab, len(data.label_names) if conditional_text else 0)
         estimator = None
-        if conditional_text and (t.free_bits or t.objective not in ("elbo", "mle", "gsnn", "hybrid")):
-            raise ConfigError("a label-conditional sentence model trains with train.objective = elbo, gsnn, hybrid "
-                              "(or mle for model.arch = lstm-lm), without free bits: set train.free_bits = 0")
     else:
         conditional = config.model.arch in ("cvae", "cvae-nn")
         model = build_conditional_model(config, shape) if conditional else build_model(config.model, shape, likelihood)
