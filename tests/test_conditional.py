@@ -124,6 +124,7 @@ def test_cvae_and_baseline_train_resume_exactly_and_evaluate(tmp_path, tiny_imag
     a, b = checkpoint.load(tmp_path / "whole")["model"], checkpoint.load(tmp_path / "split")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     monkeypatch.setattr(report_module, "load_data", lambda config: tiny_images)
+    monkeypatch.setattr("vaekit.runs.load_data", lambda config: tiny_images)  # what the families' plots read
     report = report_module.evaluate_run(tmp_path / "whole", k=20, split="test")
     assert report["ncll"] > 0 and report["n"] == 50
     assert report["proposal"] == {"train.objective=gsnn": "prior", "train.objective=mle": None}.get(overrides[1],
@@ -173,6 +174,7 @@ def test_a_cvae_on_class_labels_draws_each_class_where_it_belongs(tmp_path, tiny
         inside = images[:, k, 4 * r:4 * r + 4, 4 * c:4 * c + 4].mean()
         assert inside > 0.7 and images[:, k].mean() < 0.45, (k, inside)
     monkeypatch.setattr(report_module, "load_data", lambda config: tiny_images)
+    monkeypatch.setattr("vaekit.runs.load_data", lambda config: tiny_images)  # what the families' plots read
     report = report_module.evaluate_run(tmp_path / "whole", k=20, split="test")
     assert 0 < report["ncll"] < 20 and report["n"] == 50
     assert {p.name for p in report_module.plot_run(tmp_path / "whole")} == {"samples.png", "curves.png"}

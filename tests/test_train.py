@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-import vaekit.train as train_module
 from vaekit import checkpoint
 from vaekit.config import load_recipe
 from vaekit.errors import CheckpointError, TrainingDiverged
@@ -67,7 +66,9 @@ def test_an_existing_run_is_not_overwritten(tmp_path, tiny_images):
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, tiny_images, monkeypatch):
-    real = train_module.objective
+    import vaekit.objectives as objectives_module
+
+    real = objectives_module.objective
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -77,7 +78,7 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path
             terms.loss = terms.loss * float("nan")
         return terms
 
-    monkeypatch.setattr(train_module, "objective", poisoned)
+    monkeypatch.setattr(objectives_module, "objective", poisoned)  # what the image family's training_terms calls
     with pytest.raises(TrainingDiverged, match="step 25 .epoch 3."):
         train(load_recipe(None, TINY), tmp_path / "run", data=tiny_images, progress=False)
     saved = checkpoint.load(tmp_path / "run")
@@ -132,7 +133,9 @@ def test_sigterm_finishes_the_step_checkpoints_and_resumes_exactly(tmp_path, tin
     config = load_recipe(None, TINY + ["train.epochs=3"])
     train(config, tmp_path / "whole", data=tiny_images, progress=False)
 
-    real = train_module.objective
+    import vaekit.objectives as objectives_module
+
+    real = objectives_module.objective
     calls = {"n": 0}
 
     def signalling(*args, **kwargs):
@@ -141,10 +144,10 @@ def test_sigterm_finishes_the_step_checkpoints_and_resumes_exactly(tmp_path, tin
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "objective", signalling)
+    monkeypatch.setattr(objectives_module, "objective", signalling)
     first = train(config, tmp_path / "split", data=tiny_images, progress=False)
     assert first.interrupted and first.step == 17 and not first.finished
-    monkeypatch.setattr(train_module, "objective", real)
+    monkeypatch.setattr(objectives_module, "objective", real)
     assert train(config, tmp_path / "split", resume=True, data=tiny_images, progress=False).finished
     a, b = params(tmp_path / "whole"), params(tmp_path / "split")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="sample grid, reconstructions, 2-D manifold, latent scatter, curves")
     p.add_argument("run_dir")
     p.add_argument("--what", default="all", help="comma-separated: samples,reconstructions,manifold,scatter,"
-                                                 "curves (default all; the manifold needs a 2-D latent)")
+                                                 "traversals,curves for an image VAE (default all that the run's "
+                                                 "model draws; the manifold needs a 2-D latent); completions or "
+                                                 "samples for a CVAE, analogies for M2, curves for sentences")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("export", help="write model.safetensors + config.json")
@@ -245,42 +247,28 @@ def _print_sentences(generated, numbered: bool = True) -> None:
 
 
 def cmd_sample(args) -> None:
+    from .families import family_of
     from .runs import load_model, run_vocab
 
     config, model, state = load_model(args.run_dir)
-    if config.data.is_text:
+    family = family_of(config)
+    if family.text:
         from .generate import sample_sentences
 
         _print_sentences(sample_sentences(model, run_vocab(state), n=args.n or 10, method=args.method,
                                           temperature=args.temperature, beam=args.beam, seed=args.seed,
                                           label=_label_id(args, state)))
         return
-    _refuse_codes(config, args.run_dir, "sample")
-    if config.model.arch in ("cvae", "cvae-nn") and config.data.condition == "label":  # one class per row
-        from .plots import class_samples
-
-        print(class_samples(model, config.model.categories, tuple(state["shape"]),
-                            args.out or Path(args.run_dir) / "samples.png", per_class=args.n or 10, seed=args.seed))
-        return
-    if config.model.arch in ("cvae", "cvae-nn"):  # conditional: complete test images from their given quadrants
-        from .plots import completions
-        from .runs import eval_inputs, load_data
-
-        x = eval_inputs(config, load_data(config.data), "test")[: args.n or 8]
-        print(completions(model, x, config, tuple(state["shape"]), args.out or Path(args.run_dir) / "completions.png"))
-        return
-    from .plots import sample_grid
-
-    out = sample_grid(model, tuple(state["shape"]), args.out or Path(args.run_dir) / "samples.png",
-                      n=args.n or 64, seed=args.seed)
-    print(out)
+    print(family.draw(Path(args.run_dir), config, model, state, args.out and Path(args.out), args.n, args.seed))
 
 
 def cmd_reconstruct(args) -> None:
-    from .runs import eval_inputs, load_data, load_model, run_vocab
+    from .families import family_of
+    from .runs import load_model, run_vocab
 
     config, model, state = load_model(args.run_dir)
-    if config.data.is_text:
+    family = family_of(config)
+    if family.text:
         from .generate import posterior_sentences
 
         if not args.sentence:
@@ -288,21 +276,7 @@ def cmd_reconstruct(args) -> None:
         _print_sentences(posterior_sentences(model, run_vocab(state), args.sentence, n=args.n or 5,
                                              seed=args.seed, label=_label_id(args, state)))
         return
-    _refuse_codes(config, args.run_dir, "reconstruct")
-    if config.model.arch in ("cvae", "cvae-nn"):
-        raise VaekitError(f"{args.run_dir} is a conditional model: it completes images from their given quadrants "
-                          f"or draws them by class rather than reconstructing them; see `vaekit sample {args.run_dir}`")
-    from .plots import reconstructions
-
-    x = eval_inputs(config, load_data(config.data), "test")
-    print(reconstructions(model, x, tuple(state["shape"]), args.out or Path(args.run_dir) / "reconstructions.png",
-                          n=args.n or 32))
-
-
-def _refuse_codes(config, run_dir, command: str) -> None:
-    if config.data.features:
-        raise VaekitError(f"{run_dir} models the latent codes of {config.data.features} (M1+M2), not images: "
-                          f"`vaekit {command}` has no pictures to draw for it; `vaekit eval` scores it")
+    print(family.reconstruct(Path(args.run_dir), config, model, state, args.out and Path(args.out), args.n))
 
 
 def cmd_interpolate(args) -> None:
@@ -321,13 +295,14 @@ def cmd_impute(args) -> None:
 
 
 def cmd_plot(args) -> None:
-    from .report import PLOTS, plot_run
+    from .report import plot_run
 
-    what = PLOTS if args.what == "all" else tuple(w.strip() for w in args.what.split(",") if w.strip())
-    if "manifold" in what and args.what != "all":
+    what = None if args.what == "all" else tuple(w.strip() for w in args.what.split(",") if w.strip())
+    if what and "manifold" in what:
         from .runs import load_model
         _, model, _ = load_model(args.run_dir)
-        if model.latent.kind != "gaussian" or model.latent.size != 2:
+        latent = getattr(model, "latent", None)
+        if latent is not None and (latent.kind != "gaussian" or latent.size != 2):
             raise VaekitError(f"the manifold plot needs a 2-D latent space; this run has z of dimension "
                               f"{model.latent_dim}. Train recipes/manifold2d.toml for it.")
     try:

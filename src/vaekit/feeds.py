@@ -32,7 +32,7 @@ from .data.text import TextData, bucket_order, pad
 from .distributed import Dist
 from .errors import DataError
 from .models.sentence_vae import SentenceBatch
-from .semi_supervised import LabelledBatch, draw_labelled, error_rate
+from .semi_supervised import LabelledBatch, default_classifier_weight, draw_labelled, error_rate
 from .text_policy import word_dropout
 
 
@@ -88,6 +88,8 @@ class SemiSupervisedFeed(ImageFeed):
         self.labelled_x, self.labelled_y = data.train[chosen], data.train_labels[chosen]
         self.labelled_batch = config.train.labelled_batch
         self.n_total = len(data.train)
+        # alpha of the classification term (Kingma et al. 2014, Eq. 9) unless train.classifier_weight sets it
+        self.default_classifier_weight = default_classifier_weight(self.n_total, config.data.labelled)
         unlabelled = ImageData(**{**data.__dict__, "train": data.train[~is_labelled], "train_labels": None})
         super().__init__(config, unlabelled, dist, val_x)
         self.val_labels = data.val_labels

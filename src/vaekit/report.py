@@ -10,52 +10,23 @@ from pathlib import Path
 
 import torch
 
-from .evaluate import evaluate, evaluate_text
-from .runs import eval_inputs, load_data, load_model, write_json
+from .families import FAMILIES, family_of
+from .runs import load_data, load_model, write_json
 
-PLOTS = ("samples", "reconstructions", "manifold", "scatter", "curves", "traversals")
+PLOTS = FAMILIES["vae"].plots  # an image VAE's plots; other families draw fewer (``Family.plots``)
 
 
 def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = None, limit: int = 0,
                  progress: bool | None = None, write: bool = True) -> dict:
-    """Evaluate a run's checkpoint on a split; write ``report.json`` and ``report.md`` when ``write``."""
+    """Evaluate a run's checkpoint on a split (what its family measures: :meth:`vaekit.families.Family.evaluate`);
+    write ``report.json`` and ``report.md`` when ``write``."""
     run_dir = Path(run_dir)
     config, model, state = load_model(run_dir)
     data = load_data(config.data)
     split = split or config.eval.split
     k = k or config.eval.k
-    if config.data.is_text and config.model.condition_embedding:  # label-conditional: -log p(x|c)
-        from .conditional import evaluate_conditional
-
-        batches = text_batches(data, split, config.eval.batch_size, limit, conditional=True)
-        result = evaluate_conditional(model, batches, samples=k, seed=config.eval.seed)
-        result["nll_per_example"] = []
-    elif config.data.is_text:
-        batches = text_batches(data, split, config.eval.batch_size, limit)
-        result = evaluate_text(model, batches, k=k, sample_chunk=config.eval.sample_chunk, seed=config.eval.seed,
-                               progress=progress)
-    elif config.model.arch in ("cvae", "cvae-nn"):
-        from .conditional import condition_batches, evaluate_conditional
-
-        x = eval_inputs(config, data, split)[: limit or None]
-        batches = condition_batches(x, data.split(split)[1], config, config.eval.batch_size)
-        # a GSNN never trains q(z|x,c): its likelihood is estimated with the prior network as the proposal
-        proposal = "prior" if config.train.objective == "gsnn" else "posterior"
-        result = evaluate_conditional(model, batches, samples=k, seed=config.eval.seed, proposal=proposal)
-        result["nll_per_example"] = []
-    elif config.model.arch == "m2":
-        from .semi_supervised import evaluate_m2, m2_inputs
-
-        x, labels = m2_inputs(config, data, split), data.split(split)[1]
-        result = evaluate_m2(model, x[: limit or None], labels[: limit or None], seed=config.eval.seed)
-        result["nll_per_example"] = []
-    else:
-        x = eval_inputs(config, data, split)
-        if limit:
-            x = x[:limit]
-        result = evaluate(model, x, k=k, batch_size=config.eval.batch_size, sample_chunk=config.eval.sample_chunk,
-                          seed=config.eval.seed, progress=progress)
-    per_example = result.pop("nll_per_example")
+    result = family_of(config).evaluate(config, model, data, split, k, limit, progress)
+    per_example = result.pop("nll_per_example", [])
     report = {"name": config.name, "split": split, **result, "epochs": state["epoch"], "steps": state["step"],
               "finished": state["epoch"] >= config.train.epochs, "train_seconds": state["elapsed_s"],
               "likelihood": state["likelihood"]}
@@ -139,57 +110,18 @@ def format_text_report(r: dict, status: str) -> str:
             + "± is the standard error over sentences.\n")
 
 
-def plot_run(run_dir: str | Path, what: tuple[str, ...] = PLOTS, n: int = 64) -> list[Path]:
-    """Write the requested plots into the run directory; skip the manifold unless z is 2-D."""
-    from . import plots
-
+def plot_run(run_dir: str | Path, what: tuple[str, ...] | None = None, n: int = 64) -> list[Path]:
+    """Write the requested plots (by default all that the run's family draws) into the run directory; the
+    manifold only when z is 2-D."""
     run_dir = Path(run_dir)
     config, model, state = load_model(run_dir)
-    if config.data.is_text:  # sentence runs: the training curves (samples are text: `vaekit sample`)
-        curves = run_dir / "metrics.jsonl"
-        return [plots.training_curves(curves, run_dir / "curves.png")] if "curves" in what and curves.exists() else []
-    shape = tuple(state["shape"])
-    if config.model.arch in ("cvae", "cvae-nn"):  # completions of test images (or samples by class), and the curves
-        if config.data.condition == "label":
-            written = [plots.class_samples(model, config.model.categories, shape, run_dir / "samples.png")]
-        else:
-            x = eval_inputs(config, load_data(config.data), "test")[:8]
-            written = [plots.completions(model, x, config, shape, run_dir / "completions.png")]
-        if (run_dir / "metrics.jsonl").exists():
-            written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
-        return written
-    if config.model.arch == "m2" and config.data.features:  # M1+M2: codes, not images: the curves only
-        curves = run_dir / "metrics.jsonl"
-        return [plots.training_curves(curves, run_dir / "curves.png")] if curves.exists() else []
-    if config.model.arch == "m2":  # samples (one class per column), analogies, curves
-        written = [plots.sample_grid(model, shape, run_dir / "samples.png", n=100)]
-        x = eval_inputs(config, load_data(config.data), "test")[:10]
-        written.append(plots.analogies(model, x, shape, run_dir / "analogies.png"))
-        if (run_dir / "metrics.jsonl").exists():
-            written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
-        return written
-    unknown = set(what) - set(PLOTS)
+    family = family_of(config)
+    what = family.plots if what is None else tuple(what)
+    unknown = set(what) - set(family.plots)
     if unknown:
-        raise ValueError(f"unknown plot(s) {sorted(unknown)}: choose from {', '.join(PLOTS)}")
-    written = []
-    if "samples" in what:
-        written.append(plots.sample_grid(model, shape, run_dir / "samples.png", n=n))
-    if "curves" in what and (run_dir / "metrics.jsonl").exists():
-        written.append(plots.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png"))
-    if "manifold" in what and model.latent.kind == "gaussian" and model.latent.size == 2:
-        written.append(plots.manifold(model, shape, run_dir / "manifold.png"))
-    if {"reconstructions", "scatter", "traversals"} & set(what):
-        data = load_data(config.data)
-        x = eval_inputs(config, data, "test")
-        if "reconstructions" in what:
-            written.append(plots.reconstructions(model, x, shape, run_dir / "reconstructions.png", n=32))
-        if "traversals" in what and model.latent.kind == "gaussian":
-            written.append(plots.traversals(model, x[:1000], shape, run_dir / "traversals.png"))
-        if "scatter" in what:
-            m = min(len(x), 5000)
-            labels = None if data.test_labels is None else data.test_labels[:m]
-            written.append(plots.latent_scatter(model, x[:m], labels, run_dir / "latent_scatter.png"))
-    return written
+        raise ValueError(f"unknown plot(s) {sorted(unknown)} for a {family.name} run: choose from "
+                         f"{', '.join(family.plots)}")
+    return family.plot(run_dir, config, model, state, what, n)
 
 
 def load_report(run_dir: str | Path) -> dict:

@@ -19,7 +19,7 @@ from .config import DataConfig, ModelConfig, RunConfig
 from .data import ImageData, load
 from .data.text import TextData, Vocab
 from .errors import ConfigError
-from .models import VAE, SentenceVAE, SentenceVAEConfig, build_model
+from .models import SentenceVAE, SentenceVAEConfig
 
 
 def load_data(config: DataConfig) -> ImageData | TextData:
@@ -109,18 +109,15 @@ def eval_inputs(config: RunConfig, data: ImageData, split: str) -> torch.Tensor:
     return to_float(x, data.max_value)
 
 
-def load_model(run_dir: str | Path) -> tuple[RunConfig, VAE | SentenceVAE, dict]:
+def load_model(run_dir: str | Path) -> tuple[RunConfig, torch.nn.Module, dict]:
     """Rebuild the model of a run directory from its checkpoint (config, model in eval mode, checkpoint).
-    A sentence model's vocabulary is ``state["vocab"]`` (a list of words, ``<pad>`` first)."""
+    The checkpoint holds the family's spec (:mod:`vaekit.families`): shape and likelihood, and a sentence
+    model's vocabulary (``state["vocab"]``, a list of words, ``<pad>`` first)."""
+    from .families import family_of
+
     state = checkpoint.load(run_dir)
     config = RunConfig.from_dict(state["config"])
-    if config.data.is_text:
-        model = build_sentence_model(config.model, run_vocab(state), len(state.get("label_names") or ()))
-    elif config.model.arch in ("cvae", "cvae-nn"):
-        from .conditional import build_conditional_model
-        model = build_conditional_model(config, tuple(state["shape"]))
-    else:
-        model = build_model(config.model, tuple(state["shape"]), state["likelihood"])
+    model = family_of(config).build(config, state)
     model.load_state_dict(state["model"])
     model.eval()
     return config, model, state

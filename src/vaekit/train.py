@@ -32,20 +32,15 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .conditional import ConditionalBatch, build_conditional_model, conditional_objective
 from .config import RunConfig
-from .distributed import Dist, rank_seeds, setup
 from .data import ImageData
 from .data.text import TextData
+from .distributed import Dist, rank_seeds, setup
 from .errors import CheckpointError, ConfigError, TrainingDiverged
-from .estimators import Enumerate, GumbelSoftmax, build_estimator
-from .feeds import ClassConditionFeed, ImageFeed, QuadrantFeed, SemiSupervisedFeed, TextFeed
-from .models import M2, build_model
-from .objectives import elbo, exact_log_likelihood, objective
-from .runs import build_sentence_model, eval_inputs, load_data, resolve_likelihood, write_json
+from .estimators import GumbelSoftmax
+from .families import FAMILIES, Family, family_of
+from .runs import load_data, write_json
 from .schedules import gumbel_temperature, kl_weight, lr_multiplier
-from .semi_supervised import (LabelledBatch, LatentFeatures, default_classifier_weight, semi_supervised_loss,
-                              unlabelled_bound)
 
 
 @dataclass
@@ -75,26 +70,18 @@ STOP_SYNC_EVERY = 25  # steps between the ranks' agreement on a stop signal (a c
 
 class ObjectiveModule(torch.nn.Module):
     """The model with its training objective as ``forward``, so that DistributedDataParallel (which
-    hooks ``forward``) can wrap it. Returns per-example ``(loss, bound, kl)``, the last two detached."""
+    hooks ``forward``) can wrap it. Returns per-example ``(loss, bound, kl)``, the last two detached.
+    What the objective is for a batch is the family's (:meth:`vaekit.families.Family.training_terms`)."""
 
-    def __init__(self, model: torch.nn.Module, name: str, k: int, estimator: torch.nn.Module | None = None,
-                 free_bits: float = 0.0, classifier_weight: float = 0.0, hybrid_alpha: float = 0.5):
+    def __init__(self, model: torch.nn.Module, family: Family, name: str, k: int,
+                 estimator: torch.nn.Module | None = None, free_bits: float = 0.0, classifier_weight: float = 0.0,
+                 hybrid_alpha: float = 0.5):
         super().__init__()
-        self.model, self.name, self.k, self.estimator, self.free_bits = model, name, k, estimator, free_bits
-        self.classifier_weight = classifier_weight
-        self.hybrid_alpha = hybrid_alpha
+        self.model, self.family, self.name, self.k, self.estimator = model, family, name, k, estimator
+        self.free_bits, self.classifier_weight, self.hybrid_alpha = free_bits, classifier_weight, hybrid_alpha
 
     def forward(self, x, beta: float = 1.0, capacity: float | None = None):
-        sentences = x.x if isinstance(x, ConditionalBatch) else x
-        auxiliary = ((lambda z: self.model.bag_of_words_nll(z, sentences))
-                     if getattr(self.model, "bow", None) is not None else None)
-        if isinstance(x, LabelledBatch):  # M2: the label is a latent variable of the unlabelled images
-            terms = semi_supervised_loss(self.model, x, self.estimator, self.classifier_weight)
-        elif isinstance(x, ConditionalBatch):  # CVAE (Sohn et al. 2015) or its deterministic baseline
-            terms = conditional_objective(self.name, self.model, x, beta, self.hybrid_alpha, auxiliary)
-        else:
-            terms = objective(self.name, self.model, x, k=self.k, beta=beta, estimator=self.estimator,
-                              free_bits=self.free_bits, capacity=capacity, auxiliary=auxiliary)
+        terms = self.family.training_terms(self, x, beta, capacity)
         return terms.loss, terms.bound.detach(), terms.kl.detach()
 
 
@@ -125,25 +112,20 @@ class StopSignal:
 
 
 @torch.no_grad()
-def validation_elbo(model, batches, dist: Dist | None = None, name: str = "elbo") -> dict[str, float]:
-    """Mean ELBO, log p(x|z) and KL over ``batches`` (one z sample per example; for ``name = "mle"`` the
-    exact log-likelihood with KL 0); with ``dist``, each rank scores its own batches and the sums are
-    reduced."""
+def validation_elbo(model, batches, dist: Dist | None = None, name: str = "elbo",
+                    family: Family | None = None) -> dict[str, float]:
+    """Mean bound, log p(x|z) and KL over ``batches`` (one z sample per example): the ELBO, or what
+    ``family.validation_terms`` scores for objective ``name`` (the exact log-likelihood with KL 0 for a
+    language model or the deterministic baseline, the GSNN bound, M2's bound with the label summed out);
+    with ``dist``, each rank scores its own batches and the sums are reduced."""
     dist = dist or Dist()
+    family = family or FAMILIES["vae"]
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
     count = 0
     for x in batches:
-        if isinstance(x, ConditionalBatch):  # the conditional ELBO (or the baseline's exact log p(x|c))
-            # the baseline's exact log p(x|c); the GSNN bound for a GSNN (its q(z|x,c) never trains); else the ELBO
-            terms = conditional_objective(name if name in ("mle", "gsnn") else "elbo", model, x)
-        elif name == "mle":
-            terms = exact_log_likelihood(model, x)
-        elif isinstance(model, M2):  # the bound on log p(x) with the label summed out
-            terms = unlabelled_bound(model, x, Enumerate())
-        else:
-            terms = elbo(model, x)
+        terms = family.validation_terms(model, x, name)
         totals += torch.stack([terms.bound.sum(), terms.log_px_z.sum(), terms.kl.sum()]).double()
         count += len(x)
     model.train(was_training)
@@ -169,21 +151,16 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
 
     data = load_data(config.data) if data is None else data
-    text = isinstance(data, TextData)
-    if (text or config.model.arch == "m2") and dist.active:
-        raise ConfigError("sentence models and m2 train in one process for now (data-parallel training of them "
+    family = family_of(config)
+    if not family.distributed and dist.active:
+        raise ConfigError(f"{family.name} models train in one process for now (data-parallel training of them "
                           "is not tested yet): run without torchrun / --nproc")
-    likelihood = resolve_likelihood(config, data)
-    shape = (len(data.vocab),) if text else data.shape  # recorded in checkpoints, checked on resume
-    features = None
-    if config.data.features:  # M1+M2: M2 models the codes of a trained VAE, real-valued
-        features = LatentFeatures(config.data.features)
-        shape, likelihood = (1, 1, features.dim), "gaussian"
+    spec = family.spec(config, data)  # shape, likelihood (and vocabulary): stored in checkpoints
     saved = None
     if resume:
         saved = dist.broadcast(checkpoint.load(run_dir) if dist.is_main else None)
-        checkpoint.check_compatible(saved, config, shape)
-        if text and saved.get("vocab") != data.vocab.to_list():
+        checkpoint.check_compatible(saved, config, spec["shape"])
+        if "vocab" in spec and saved.get("vocab") != spec["vocab"]:
             raise CheckpointError(f"{run_dir} was trained with another vocabulary than the data now gives; "
                                   "resume with the same data and data.min_count / data.max_vocab")
         if saved.get("world_size", 1) != dist.world:
@@ -194,29 +171,12 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                               "or choose another output directory")
 
     torch.manual_seed(t.seed)
-    if text:
-        conditional_text = config.model.condition_embedding > 0
-        feed = TextFeed(config, data, dist, conditional=conditional_text)
-        model = build_sentence_model(config.model, data.vocab, len(data.label_names) if conditional_text else 0)
-        estimator = None
-    else:
-        conditional = config.model.arch in ("cvae", "cvae-nn")
-        model = build_conditional_model(config, shape) if conditional else build_model(config.model, shape, likelihood)
-        estimator = build_estimator(t, math.prod(shape))
-        if conditional:
-            by_label = config.data.condition == "label"
-            feed = (ClassConditionFeed if by_label else QuadrantFeed)(config, data, dist, eval_inputs(config, data, "val"))
-        elif config.model.arch == "m2":
-            val_x = eval_inputs(config, data, "val")
-            feed = SemiSupervisedFeed(config, data, dist, val_x if features is None else features.mean(val_x),
-                                      features)
-            estimator = estimator or Enumerate()
-        else:
-            feed = ImageFeed(config, data, dist, eval_inputs(config, data, "val"))
-    classifier_weight = t.classifier_weight
-    if isinstance(feed, SemiSupervisedFeed) and not classifier_weight:
-        classifier_weight = default_classifier_weight(feed.n_total, config.data.labelled)
-    step_module = ObjectiveModule(model, t.objective, t.k, estimator, t.free_bits, classifier_weight, t.hybrid_alpha)
+    model = family.build(config, spec)
+    estimator = family.estimator(config, spec)  # (a learned baseline draws its initial weights here)
+    feed = family.feed(config, data, dist)
+    classifier_weight = t.classifier_weight or getattr(feed, "default_classifier_weight", 0.0)
+    step_module = ObjectiveModule(model, family, t.objective, t.k, estimator, t.free_bits, classifier_weight,
+                                  t.hybrid_alpha)
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     steps_per_epoch = feed.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -268,17 +228,12 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         if dist.active:
             rng["ranks"] = per_rank
         state = {
-            "format": checkpoint.FORMAT, "config": config.to_dict(), "shape": list(shape),
-            "likelihood": likelihood, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "format": checkpoint.FORMAT, "config": config.to_dict(), **spec, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "estimator": estimator.state_dict() if estimator is not None else {},
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
             "batch_in_epoch": batch_in_epoch, "perm": perm, "epoch_sums": dict(sums), "rng": rng,
             "world_size": dist.world, "metrics_lines": _count_lines(metrics_path), "elapsed_s": elapsed,
         }
-        if text:
-            state["vocab"] = data.vocab.to_list()
-            if config.model.condition_embedding:
-                state["label_names"] = list(data.label_names)
         checkpoint.save_atomic(state, run_dir / checkpoint.CHECKPOINT_NAME)
 
     def budget_left() -> bool:
@@ -326,8 +281,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                 sums["bound"] += bound.sum().item()
                 sums["kl"] += kl.sum().item()
                 sums["seen"] += b
-                if text:
-                    sums["tokens"] += int((x.x if isinstance(x, ConditionalBatch) else x).lengths.sum())
+                sums["tokens"] += family.tokens(x)
                 examples_this_session += b
                 if bar is not None:
                     bar.update(1)
@@ -345,15 +299,15 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
             record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "kl_weight": beta,
                       "train_loss": loss_sum / seen, "train_bound": bound_sum / seen, "train_kl": kl_sum / seen,
                       "examples_per_s": examples / epoch_seconds}
-            if text:  # tokens are words + </s> of every sentence; exact per epoch only without a mid-epoch resume
+            if family.text:  # tokens are words + </s> of every sentence; exact per epoch only without a mid-epoch resume
                 record["train_nll_per_token"] = -bound_sum / max(1, tokens)
                 record["tokens_per_s"] = tokens * examples / seen / epoch_seconds
             batch_in_epoch, perm = 0, None
             sums = {"loss": 0.0, "bound": 0.0, "kl": 0.0, "seen": 0, "tokens": 0}
             if t.val_every and (epoch % t.val_every == 0 or epoch == t.epochs):
                 record.update({f"val_{k}": v for k, v in validation_elbo(
-                    model, feed.validation_batches(), dist=dist, name=t.objective).items()})
-                if isinstance(feed, SemiSupervisedFeed):
+                    model, feed.validation_batches(), dist=dist, name=t.objective, family=family).items()})
+                if hasattr(feed, "validation_error"):  # M2: the classifier q(y|x)
                     record["val_error_pct"] = feed.validation_error(model)
             record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
             if dist.is_main:
