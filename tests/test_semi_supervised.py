@@ -150,7 +150,7 @@ def test_m2_configuration_errors_name_the_fix(overrides, message):
         load_recipe(None, overrides)
 
 
-def test_m1_plus_m2_trains_on_the_codes_of_a_trained_vae(tmp_path, tiny_images):
+def test_m1_plus_m2_trains_on_the_codes_of_a_trained_vae(tmp_path, tiny_images, capsys):
     m1 = load_recipe(None, ["model.hidden=16", "model.latent=4", "train.epochs=20", "train.batch_size=32",
                             "train.lr=1e-2"])  # codes that carry the blob's position above the posterior noise
     train(m1, tmp_path / "m1", data=tiny_images, progress=False)
@@ -162,6 +162,11 @@ def test_m1_plus_m2_trains_on_the_codes_of_a_trained_vae(tmp_path, tiny_images):
     import json
     last = json.loads((tmp_path / "m1m2" / "metrics.jsonl").read_text().splitlines()[-1])
     assert result.finished and last["val_error_pct"] < 50.0
+    from vaekit.cli import main
+
+    for command in ("sample", "reconstruct"):  # codes, not images: a clear refusal, not a traceback
+        assert main([command, str(tmp_path / "m1m2")]) == 2
+        assert "models the latent codes" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="no trained run"):
         train(load_recipe(None, M2_TINY + [f"data.features={tmp_path / 'none'}"]), tmp_path / "x",
               data=tiny_images, progress=False)
