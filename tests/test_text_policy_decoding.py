@@ -81,6 +81,20 @@ def test_wide_beam_search_finds_the_exhaustive_argmax(seed):
     assert greedy(lm.step, torch.zeros(1, dtype=torch.long), 0, 3, max_length).log_prob <= found.log_prob + 1e-9
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_length_normalised_beam_search_finds_the_exhaustive_argmax_of_the_normalised_score(seed):
+    lm, max_length, penalty = TinyLM(seed), 5, 1.0
+    finished = [list(prefix) + [3] for n in range(max_length) for prefix in itertools.product(range(3), repeat=n)]
+    unfinished = [list(p) for p in itertools.product(range(3), repeat=max_length)]  # cut at max_length
+    best = max(finished + unfinished, key=lambda s: lm.log_prob(s) / len(s) ** penalty)
+    found = beam_search(lm.step, torch.zeros(1, dtype=torch.long), bos=0, eos=3, beam=4 ** max_length,
+                        max_length=max_length, length_penalty=penalty)[0]
+    assert found.tokens == best
+    raw = beam_search(lm.step, torch.zeros(1, dtype=torch.long), bos=0, eos=3, beam=4 ** max_length,
+                      max_length=max_length)[0]
+    assert len(found.tokens) >= len(raw.tokens)  # normalising never prefers a shorter sequence
+
+
 def test_ancestral_sampling_follows_the_model():
     lm = TinyLM(1)
     g = torch.Generator().manual_seed(0)

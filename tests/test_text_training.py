@@ -140,6 +140,8 @@ def test_cli_generates_from_a_sentence_run(tmp_path, corpus, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 4
     assert main(["impute", str(run), "the big", "--icm", "2"]) == 0
     assert capsys.readouterr().out.startswith("the big")
+    assert main(["impute", str(run), "the big", "--icm", "1", "--length-penalty", "1"]) == 0
+    assert capsys.readouterr().out.startswith("the big")
     assert main(["eval", str(run), "--k", "10", "--limit", "20"]) == 0
     assert "perplexity" in capsys.readouterr().out
     assert main(["impute", str(run), "  "]) == 2
@@ -185,6 +187,22 @@ def test_imputation_split_and_adversarial_error_have_known_answers():
     assert adversarial_error(sents, other) == 0.0
     with pytest.raises(ValueError, match="same number"):
         adversarial_error(sents, other[:-1])
+    with pytest.raises(ValueError, match="unigram or lstm"):
+        adversarial_error(sents, other, classifier="bigram")
+
+
+def test_the_lstm_adversary_sees_word_order_that_the_unigram_one_cannot():
+    """True sentences put a word of group A, then B, then C; the 'generated' ones hold the same words in the
+    order C, B, A. Their bags of words are identical, so the unigram adversary is at chance; the LSTM is not."""
+    from vaekit.imputation import adversarial_error
+
+    g = torch.Generator().manual_seed(0)
+    groups = [[f"{name}{i}" for i in range(8)] for name in "abc"]
+    true = [[group[int(torch.randint(8, (1,), generator=g))] for group in groups] for _ in range(200)]
+    reordered = [list(reversed(s)) for s in true]
+    assert abs(adversarial_error(true, reordered, classifier="unigram") - 0.5) < 0.05
+    assert adversarial_error(true, reordered, classifier="lstm") < 0.05
+    assert adversarial_error(true, [list(s) for s in true], classifier="lstm") == 0.5  # identical pairs: chance
 
 
 def test_imputed_endings_keep_the_beginning(tmp_path, corpus):

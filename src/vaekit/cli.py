@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prefix")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--icm", type=int, default=3, help="rounds of iterated conditional modes between z and words")
+    p.add_argument("--length-penalty", type=float, default=0.0,
+                   help="rank completions by log-probability / length ** P (0: raw sum, which favours short endings)")
     _label_option(p)
     p.set_defaults(func=cmd_impute)
 
@@ -290,7 +292,8 @@ def cmd_impute(args) -> None:
     from .generate import impute
 
     model, vocab, state = _sentence_run(args.run_dir, "impute")
-    _print_sentences([impute(model, vocab, args.prefix, beam=args.beam, icm=args.icm, label=_label_id(args, state))],
+    _print_sentences([impute(model, vocab, args.prefix, beam=args.beam, icm=args.icm, label=_label_id(args, state),
+                             length_penalty=args.length_penalty)],
                      numbered=False)
 
 

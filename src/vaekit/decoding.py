@@ -35,10 +35,15 @@ def beam_search(step: Step, state, bos: int, eos: int, beam: int = 5, max_length
                 state_dim: int = 0, length_penalty: float = 0.0) -> list[Hypothesis]:
     """Beam search for one sequence; returns finished hypotheses, best first.
 
-    Scores are sums of log-probabilities divided by ``length ** length_penalty`` (0: no normalisation).
+    Scores are sums of log-probabilities divided by ``length ** length_penalty`` (0: no normalisation; 1: the
+    mean log-probability per token, which stops beam search from favouring short sequences; Wu et al. 2016
+    use a similar penalty).
     ``state`` is for a single sequence (first dimension 1, or ``state_dim`` as set). A hypothesis that
     reaches ``max_length`` tokens without ``</s>`` is returned unfinished.
     """
+    def norm(h: Hypothesis) -> float:
+        return h.log_prob / (max(1, len(h.tokens)) ** length_penalty)
+
     tokens = torch.tensor([bos])
     scores = torch.zeros(1, dtype=torch.float64)
     histories: list[list[int]] = [[]]
@@ -59,9 +64,12 @@ def beam_search(step: Step, state, bos: int, eos: int, beam: int = 5, max_length
                 keep_rows.append(parent)
                 new_histories.append(history)
                 new_scores.append(score)
-        best_open = max(new_scores) if new_scores else float("-inf")
-        if len(finished) >= beam and max(h.log_prob for h in finished) >= best_open:
-            break  # log-probabilities only fall: no open hypothesis can beat the best finished one
+        if len(finished) >= beam and new_scores:
+            # an open hypothesis's log-probability s < 0 only falls, and its length stays <= max_length, so its
+            # final normalised score is at most s / max_length ** length_penalty (s itself without a penalty)
+            best_open = max(new_scores) / (max_length ** length_penalty)
+            if max(norm(h) for h in finished) >= best_open:
+                break  # no open hypothesis can beat the best finished one
         if not keep_rows:
             break
         index = torch.tensor(keep_rows)
@@ -70,7 +78,6 @@ def beam_search(step: Step, state, bos: int, eos: int, beam: int = 5, max_length
         histories, scores = new_histories, torch.tensor(new_scores, dtype=torch.float64)
     else:
         finished += [Hypothesis(h, s) for h, s in zip(histories, scores.tolist())]
-    norm = lambda h: h.log_prob / (max(1, len(h.tokens)) ** length_penalty)
     return sorted(finished, key=norm, reverse=True)
 
 

@@ -123,9 +123,11 @@ def homotopy(model: SentenceVAE, vocab: Vocab, first: str, second: str, steps: i
 
 @torch.no_grad()
 def impute(model: SentenceVAE, vocab: Vocab, prefix: str, beam: int = 5, icm: int = 3, max_length: int = 40,
-           label: int | None = None) -> Generated:
+           label: int | None = None, length_penalty: float = 0.0) -> Generated:
     """Complete ``prefix`` by beam search under ``z``; with ``icm`` rounds of iterated conditional modes
     (``z`` <- posterior mean of the current full sentence, completion <- beam search given ``z``).
+    ``length_penalty`` > 0 ranks completions by log-probability per token ** penalty (see
+    :func:`vaekit.decoding.beam_search`) instead of the raw sum, which favours ending at once.
     Returns the whole sentence; ``log_prob`` is that of the completed part given the prefix and ``z``."""
     words = prefix.split()
     if not words:
@@ -133,14 +135,15 @@ def impute(model: SentenceVAE, vocab: Vocab, prefix: str, beam: int = 5, icm: in
     model.eval()
     c = _labels(model, label)
     z = encode_words(model, vocab, [prefix], label).base_dist.loc if model.has_latent else None
-    completion = _complete(model, vocab, words, model.code(z, c), beam, max_length)
+    completion = _complete(model, vocab, words, model.code(z, c), beam, max_length, length_penalty)
     for _ in range(icm if z is not None else 0):
         z = encode_words(model, vocab, [" ".join(words + completion.words)], label).base_dist.loc
-        completion = _complete(model, vocab, words, model.code(z, c), beam, max_length)
+        completion = _complete(model, vocab, words, model.code(z, c), beam, max_length, length_penalty)
     return Generated(words + completion.words, completion.log_prob)
 
 
-def _complete(model: SentenceVAE, vocab: Vocab, words: list[str], z, beam: int, max_length: int) -> Generated:
+def _complete(model: SentenceVAE, vocab: Vocab, words: list[str], z, beam: int, max_length: int,
+              length_penalty: float = 0.0) -> Generated:
     """Teacher-force ``<s> words[:-1]`` through the decoder driven by the code ``z`` (see
     :meth:`SentenceVAE.code`), then beam-search on from ``words[-1]``."""
     ids = [vocab.bos] + [vocab.stoi.get(w, vocab.unk) for w in words]
@@ -148,5 +151,6 @@ def _complete(model: SentenceVAE, vocab: Vocab, words: list[str], z, beam: int, 
     state = None
     for token in ids[:-1]:
         _, state = step(torch.tensor([token]), state)
-    hyp = beam_search(step, state, ids[-1], vocab.eos, beam, max(1, max_length - len(words)), state_dim=1)[0]
+    hyp = beam_search(step, state, ids[-1], vocab.eos, beam, max(1, max_length - len(words)), state_dim=1,
+                      length_penalty=length_penalty)[0]
     return Generated(vocab.decode(hyp.tokens), hyp.log_prob)
