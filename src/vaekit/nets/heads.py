@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Bernoulli, Distribution, Independent, Normal, OneHotCategorical
+from torch.distributions import Distribution, Independent, Normal, OneHotCategorical
+
+from ..distributions import LogitBernoulli
 
 MIN_LOG_VAR = -30.0  # sigma >= 3e-7: keeps exp() and 1/sigma finite when a unit collapses
 MAX_LOG_VAR = 20.0
@@ -80,8 +82,9 @@ def as_spec(latent: "int | LatentSpec") -> LatentSpec:
 
 
 def bernoulli(logits: torch.Tensor) -> Independent:
-    """``Independent(Bernoulli(logits), 1)``: ``log p(x|z) = -sum_d BCEWithLogits(l_d, x_d)``."""
-    return Independent(Bernoulli(logits=logits, validate_args=False), 1, validate_args=False)
+    """``Independent(Bernoulli(logits), 1)``: ``log p(x|z) = -sum_d BCEWithLogits(l_d, x_d)``; its KL to another
+    such distribution is computed from the logits (:class:`vaekit.distributions.LogitBernoulli`)."""
+    return Independent(LogitBernoulli(logits=logits, validate_args=False), 1, validate_args=False)
 
 
 class GaussianLikelihood(nn.Module):
