@@ -12,9 +12,9 @@ from vaekit.config import load_recipe
 from vaekit.distributed import Dist
 from vaekit.errors import ConfigError
 from vaekit.evaluate import evaluate_text
-from vaekit.feeds import TextFeed
+from vaekit.feeds import TextFeed, text_batches
 from vaekit.models import sentence_vae
-from vaekit.report import evaluate_run, text_batches
+from vaekit.report import evaluate_run
 from vaekit.runs import load_data, load_model
 from vaekit.train import train
 

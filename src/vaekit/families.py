@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from . import conditional, estimators, evaluate, feeds, models, objectives, runs, semi_supervised
 from .config import RunConfig
 from .errors import VaekitError
 from .objectives import Terms
@@ -51,28 +52,22 @@ class Family:
 
     # --- what is built -------------------------------------------------------------------------------------
     def spec(self, config: RunConfig, data) -> dict:
-        from .runs import resolve_likelihood
-        return {"shape": list(data.shape), "likelihood": resolve_likelihood(config, data)}
+        return {"shape": list(data.shape), "likelihood": runs.resolve_likelihood(config, data)}
 
     def build(self, config: RunConfig, spec: dict) -> torch.nn.Module:
-        from .models import build_model
-        return build_model(config.model, tuple(spec["shape"]), spec["likelihood"])
+        return models.build_model(config.model, tuple(spec["shape"]), spec["likelihood"])
 
     def feed(self, config: RunConfig, data, dist):
-        from .feeds import ImageFeed
-        from .runs import eval_inputs
-        return ImageFeed(config, data, dist, eval_inputs(config, data, "val"))
+        return feeds.ImageFeed(config, data, dist, runs.eval_inputs(config, data, "val"))
 
     def estimator(self, config: RunConfig, spec: dict):
-        from .estimators import build_estimator
-        return build_estimator(config.train, math.prod(spec["shape"]))
+        return estimators.build_estimator(config.train, math.prod(spec["shape"]))
 
     # --- objectives ----------------------------------------------------------------------------------------
     def training_terms(self, module, x, beta: float, capacity: float | None) -> Terms:
         """``module`` is the trainer's :class:`~vaekit.train.ObjectiveModule` (model, objective name, k,
         estimator, free bits, ...)."""
-        from .objectives import objective
-        return objective(module.name, module.model, x, k=module.k, beta=beta, estimator=module.estimator,
+        return objectives.objective(module.name, module.model, x, k=module.k, beta=beta, estimator=module.estimator,
                          free_bits=module.free_bits, capacity=capacity, auxiliary=self._auxiliary(module.model, x))
 
     def _auxiliary(self, model, x):
@@ -80,8 +75,7 @@ class Family:
         return None
 
     def validation_terms(self, model, x, objective: str) -> Terms:
-        from .objectives import elbo
-        return elbo(model, x)
+        return objectives.elbo(model, x)
 
     def tokens(self, x) -> int:
         """Tokens (words + ``</s>``) in a training batch; 0 for images."""
@@ -89,15 +83,12 @@ class Family:
 
     # --- what a finished run gives -------------------------------------------------------------------------
     def evaluate(self, config: RunConfig, model, data, split: str, k: int, limit: int, progress) -> dict:
-        from .evaluate import evaluate
-        from .runs import eval_inputs
-        x = eval_inputs(config, data, split)[: limit or None]
-        return evaluate(model, x, k=k, batch_size=config.eval.batch_size, sample_chunk=config.eval.sample_chunk,
+        x = runs.eval_inputs(config, data, split)[: limit or None]
+        return evaluate.evaluate(model, x, k=k, batch_size=config.eval.batch_size, sample_chunk=config.eval.sample_chunk,
                         seed=config.eval.seed, progress=progress)
 
     def plot(self, run_dir: Path, config: RunConfig, model, spec: dict, what: tuple[str, ...], n: int) -> list[Path]:
         from . import plots
-        from .runs import eval_inputs, load_data
 
         shape = tuple(spec["shape"])
         written = []
@@ -107,8 +98,8 @@ class Family:
         if "manifold" in what and model.latent.kind == "gaussian" and model.latent.size == 2:
             written.append(plots.manifold(model, shape, run_dir / "manifold.png"))
         if {"reconstructions", "scatter", "traversals"} & set(what):
-            data = load_data(config.data)
-            x = eval_inputs(config, data, "test")
+            data = runs.load_data(config.data)
+            x = runs.eval_inputs(config, data, "test")
             if "reconstructions" in what:
                 written.append(plots.reconstructions(model, x, shape, run_dir / "reconstructions.png", n=32))
             if "traversals" in what and model.latent.kind == "gaussian":
@@ -127,8 +118,7 @@ class Family:
     def reconstruct(self, run_dir: Path, config: RunConfig, model, spec: dict, out: Path | None, n: int) -> Path:
         """``vaekit reconstruct``: test images beside their reconstructions."""
         from .plots import reconstructions
-        from .runs import eval_inputs, load_data
-        x = eval_inputs(config, load_data(config.data), "test")
+        x = runs.eval_inputs(config, runs.load_data(config.data), "test")
         return reconstructions(model, x, tuple(spec["shape"]), out or run_dir / "reconstructions.png", n=n or 32)
 
 
@@ -145,40 +135,32 @@ class SemiSupervised(Family):
     plots = ("samples", "analogies", "curves")
 
     def feed(self, config, data, dist):
-        from .feeds import SemiSupervisedFeed
-        from .semi_supervised import m2_inputs
-        return SemiSupervisedFeed(config, data, dist, m2_inputs(config, data, "val"), self._features(config))
+        return feeds.SemiSupervisedFeed(config, data, dist, semi_supervised.m2_inputs(config, data, "val"), self._features(config))
 
     def _features(self, config):
         return None
 
     def estimator(self, config, spec):
-        from .estimators import Enumerate
-        return super().estimator(config, spec) or Enumerate()  # the label is summed out unless told otherwise
+        return super().estimator(config, spec) or estimators.Enumerate()  # the label is summed out unless told otherwise
 
     def training_terms(self, module, x, beta, capacity):
-        from .semi_supervised import semi_supervised_loss
-        return semi_supervised_loss(module.model, x, module.estimator, module.classifier_weight)
+        return semi_supervised.semi_supervised_loss(module.model, x, module.estimator, module.classifier_weight)
 
     def validation_terms(self, model, x, objective):
-        from .estimators import Enumerate
-        from .semi_supervised import unlabelled_bound
-        return unlabelled_bound(model, x, Enumerate())  # the bound on log p(x), label summed out
+        return semi_supervised.unlabelled_bound(model, x, estimators.Enumerate())  # the bound on log p(x), label summed out
 
     def evaluate(self, config, model, data, split, k, limit, progress):
-        from .semi_supervised import evaluate_m2, m2_inputs
-        x, labels = m2_inputs(config, data, split), data.split(split)[1]
-        return evaluate_m2(model, x[: limit or None], labels[: limit or None], seed=config.eval.seed)
+        x, labels = semi_supervised.m2_inputs(config, data, split), data.split(split)[1]
+        return semi_supervised.evaluate_m2(model, x[: limit or None], labels[: limit or None], seed=config.eval.seed)
 
     def plot(self, run_dir, config, model, spec, what, n):
         from . import plots
-        from .runs import eval_inputs, load_data
         shape = tuple(spec["shape"])
         written = []
         if "samples" in what:  # one class per column
             written.append(plots.sample_grid(model, shape, run_dir / "samples.png", n=100))
         if "analogies" in what:
-            x = eval_inputs(config, load_data(config.data), "test")[:10]
+            x = runs.eval_inputs(config, runs.load_data(config.data), "test")[:10]
             written.append(plots.analogies(model, x, shape, run_dir / "analogies.png"))
         return written + _curves(run_dir, what)
 
@@ -194,8 +176,7 @@ class StackedSemiSupervised(SemiSupervised):
         return {"shape": [1, 1, self._features(config).dim], "likelihood": "gaussian"}
 
     def _features(self, config):
-        from .semi_supervised import LatentFeatures
-        return LatentFeatures(config.data.features)
+        return semi_supervised.LatentFeatures(config.data.features)
 
     def draw(self, run_dir, config, model, spec, out, n, seed):
         raise _no_pictures(run_dir, config, "sample")
@@ -212,32 +193,25 @@ class ConditionalImage(Family):
     plots = ("samples", "completions", "curves")
 
     def build(self, config, spec):
-        from .conditional import build_conditional_model
-        return build_conditional_model(config, tuple(spec["shape"]))
+        return conditional.build_conditional_model(config, tuple(spec["shape"]))
 
     def feed(self, config, data, dist):
-        from .feeds import ClassConditionFeed, QuadrantFeed
-        from .runs import eval_inputs
-        feed = ClassConditionFeed if config.data.condition == "label" else QuadrantFeed
-        return feed(config, data, dist, eval_inputs(config, data, "val"))
+        feed = feeds.ClassConditionFeed if config.data.condition == "label" else feeds.QuadrantFeed
+        return feed(config, data, dist, runs.eval_inputs(config, data, "val"))
 
     def training_terms(self, module, x, beta, capacity):
-        from .conditional import conditional_objective
-        return conditional_objective(module.name, module.model, x, beta, module.hybrid_alpha)
+        return conditional.conditional_objective(module.name, module.model, x, beta, module.hybrid_alpha)
 
     def validation_terms(self, model, x, objective):
-        from .conditional import conditional_objective
         # the baseline's exact log p(x|c); the GSNN bound for a GSNN (its q(z|x,c) never trains); else the ELBO
-        return conditional_objective(objective if objective in ("mle", "gsnn") else "elbo", model, x)
+        return conditional.conditional_objective(objective if objective in ("mle", "gsnn") else "elbo", model, x)
 
     def evaluate(self, config, model, data, split, k, limit, progress):
-        from .conditional import condition_batches, evaluate_conditional
-        from .runs import eval_inputs
-        x = eval_inputs(config, data, split)[: limit or None]
-        batches = condition_batches(x, data.split(split)[1], config, config.eval.batch_size)
+        x = runs.eval_inputs(config, data, split)[: limit or None]
+        batches = conditional.condition_batches(x, data.split(split)[1], config, config.eval.batch_size)
         # a GSNN never trains q(z|x,c): its likelihood is estimated with the prior network as the proposal
         proposal = "prior" if config.train.objective == "gsnn" else "posterior"
-        return evaluate_conditional(model, batches, samples=k, seed=config.eval.seed, proposal=proposal)
+        return conditional.evaluate_conditional(model, batches, samples=k, seed=config.eval.seed, proposal=proposal)
 
     def plot(self, run_dir, config, model, spec, what, n):
         written = []
@@ -248,12 +222,11 @@ class ConditionalImage(Family):
     def draw(self, run_dir, config, model, spec, out, n, seed):
         """By class: one class per row. By quadrants: completions of test images from their given quadrants."""
         from .plots import class_samples, completions
-        from .runs import eval_inputs, load_data
         shape = tuple(spec["shape"])
         if config.data.condition == "label":
             return class_samples(model, config.model.categories, shape, out or run_dir / "samples.png",
                                  per_class=n or 10, seed=seed)
-        x = eval_inputs(config, load_data(config.data), "test")[: n or 8]
+        x = runs.eval_inputs(config, runs.load_data(config.data), "test")[: n or 8]
         return completions(model, x, config, shape, out or run_dir / "completions.png")
 
     def reconstruct(self, run_dir, config, model, spec, out, n):
@@ -273,12 +246,10 @@ class Sentence(Family):
         return {"shape": [len(data.vocab)], "likelihood": "categorical", "vocab": data.vocab.to_list()}
 
     def build(self, config, spec):
-        from .runs import build_sentence_model, run_vocab
-        return build_sentence_model(config.model, run_vocab(spec), len(spec.get("label_names") or ()))
+        return runs.build_sentence_model(config.model, runs.run_vocab(spec), len(spec.get("label_names") or ()))
 
     def feed(self, config, data, dist):
-        from .feeds import TextFeed
-        return TextFeed(config, data, dist)
+        return feeds.TextFeed(config, data, dist)
 
     def estimator(self, config, spec):
         return None
@@ -287,16 +258,13 @@ class Sentence(Family):
         return _bag_of_words(model, x)
 
     def validation_terms(self, model, x, objective):
-        from .objectives import elbo, exact_log_likelihood
-        return exact_log_likelihood(model, x) if objective == "mle" else elbo(model, x)
+        return objectives.exact_log_likelihood(model, x) if objective == "mle" else objectives.elbo(model, x)
 
     def tokens(self, x) -> int:
         return int(x.lengths.sum())
 
     def evaluate(self, config, model, data, split, k, limit, progress):
-        from .evaluate import evaluate_text
-        from .report import text_batches
-        return evaluate_text(model, text_batches(data, split, config.eval.batch_size, limit), k=k,
+        return evaluate.evaluate_text(model, feeds.text_batches(data, split, config.eval.batch_size, limit), k=k,
                              sample_chunk=config.eval.sample_chunk, seed=config.eval.seed, progress=progress)
 
     def plot(self, run_dir, config, model, spec, what, n):
@@ -313,26 +281,21 @@ class ConditionalSentence(Sentence):
         return {**super().spec(config, data), "label_names": list(data.label_names or ())}
 
     def feed(self, config, data, dist):
-        from .feeds import TextFeed
-        return TextFeed(config, data, dist, conditional=True)
+        return feeds.TextFeed(config, data, dist, conditional=True)
 
     def training_terms(self, module, x, beta, capacity):
-        from .conditional import conditional_objective
-        return conditional_objective(module.name, module.model, x, beta, module.hybrid_alpha,
+        return conditional.conditional_objective(module.name, module.model, x, beta, module.hybrid_alpha,
                                      _bag_of_words(module.model, x.x))
 
     def validation_terms(self, model, x, objective):
-        from .conditional import conditional_objective
-        return conditional_objective("mle" if objective == "mle" else "elbo", model, x)
+        return conditional.conditional_objective("mle" if objective == "mle" else "elbo", model, x)
 
     def tokens(self, x) -> int:
         return int(x.x.lengths.sum())
 
     def evaluate(self, config, model, data, split, k, limit, progress):
-        from .conditional import evaluate_conditional
-        from .report import text_batches
-        batches = text_batches(data, split, config.eval.batch_size, limit, conditional=True)
-        return evaluate_conditional(model, batches, samples=k, seed=config.eval.seed)
+        batches = feeds.text_batches(data, split, config.eval.batch_size, limit, conditional=True)
+        return conditional.evaluate_conditional(model, batches, samples=k, seed=config.eval.seed)
 
 
 FAMILIES = {f.name: f for f in (ImageVAE(), SemiSupervised(), StackedSemiSupervised(), ConditionalImage(),

@@ -213,3 +213,9 @@ def sentence_batches(sentences: list[torch.Tensor], batch_size: int, bos: int, l
         out.append(batch if label_ids is None else ConditionalBatch(batch, label_ids[ids]))
     return out
 
+
+def text_batches(data, split: str, batch_size: int, limit: int = 0, conditional: bool = False):
+    """A split's sentences in fixed, length-bucketed batches (no shuffling: every evaluation agrees); with
+    ``conditional``, paired with their labels."""
+    labels = data.labels[split][: limit or None] if conditional else None
+    return sentence_batches(data.split(split)[: limit or None], batch_size, data.vocab.bos, labels)

@@ -38,15 +38,6 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     return report
 
 
-def text_batches(data, split: str, batch_size: int, limit: int = 0, conditional: bool = False):
-    """A split's sentences in fixed, length-bucketed batches (no shuffling: every evaluation agrees); with
-    ``conditional``, paired with their labels."""
-    from .feeds import sentence_batches
-
-    labels = data.labels[split][: limit or None] if conditional else None
-    return sentence_batches(data.split(split)[: limit or None], batch_size, data.vocab.bos, labels)
-
-
 def format_report(r: dict) -> str:
     status = "finished" if r["finished"] else "NOT finished (checkpoint mid-training)"
     if "ncll" in r:
