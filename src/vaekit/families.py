@@ -84,8 +84,8 @@ class Family:
     # --- what a finished run gives -------------------------------------------------------------------------
     def evaluate(self, config: RunConfig, model, data, split: str, k: int, limit: int, progress) -> dict:
         x = runs.eval_inputs(config, data, split)[: limit or None]
-        return evaluate.evaluate(model, x, k=k, batch_size=config.eval.batch_size, sample_chunk=config.eval.sample_chunk,
-                        seed=config.eval.seed, progress=progress)
+        return evaluate.evaluate(model, x, k=k, batch_size=config.eval.batch_size,
+                                 sample_chunk=config.eval.sample_chunk, seed=config.eval.seed, progress=progress)
 
     def plot(self, run_dir: Path, config: RunConfig, model, spec: dict, what: tuple[str, ...], n: int) -> list[Path]:
         from . import plots
@@ -135,19 +135,22 @@ class SemiSupervised(Family):
     plots = ("samples", "analogies", "curves")
 
     def feed(self, config, data, dist):
-        return feeds.SemiSupervisedFeed(config, data, dist, semi_supervised.m2_inputs(config, data, "val"), self._features(config))
+        val_x = semi_supervised.m2_inputs(config, data, "val")
+        return feeds.SemiSupervisedFeed(config, data, dist, val_x, self._features(config))
 
     def _features(self, config):
         return None
 
     def estimator(self, config, spec):
-        return super().estimator(config, spec) or estimators.Enumerate()  # the label is summed out unless told otherwise
+        # the label is summed out unless the config names another estimator
+        return super().estimator(config, spec) or estimators.Enumerate()
 
     def training_terms(self, module, x, beta, capacity):
         return semi_supervised.semi_supervised_loss(module.model, x, module.estimator, module.classifier_weight)
 
     def validation_terms(self, model, x, objective):
-        return semi_supervised.unlabelled_bound(model, x, estimators.Enumerate())  # the bound on log p(x), label summed out
+        # the bound on log p(x), the label summed out
+        return semi_supervised.unlabelled_bound(model, x, estimators.Enumerate())
 
     def evaluate(self, config, model, data, split, k, limit, progress):
         x, labels = semi_supervised.m2_inputs(config, data, split), data.split(split)[1]

@@ -1,12 +1,13 @@
 """The one training loop: Adam on a per-example objective, with exact resume.
 
-Read top to bottom, :func:`train` does: build data and model from the config (or restore them from
-``RUN_DIR/checkpoint.pt``), then for each epoch draw the epoch's plan from a feed (:mod:`vaekit.feeds`:
-a permutation of images, or length-bucketed batches of sentences), and for each batch let the feed
-build it (index the uint8 images and binarise them afresh; pad sentences and apply word dropout),
-evaluate the objective, step Adam and the learning-rate schedule. After every epoch it scores the validation ELBO, appends a line to ``metrics.jsonl`` and
-writes a checkpoint atomically. An interrupt (Ctrl-C, SIGTERM) finishes the current step and writes a
-checkpoint there; a non-finite loss stops the run and keeps the last good checkpoint.
+Read top to bottom, :func:`train` does: ask the config's model family (:mod:`vaekit.families`) to build
+the model, its feed and its gradient estimator (or restore them from ``RUN_DIR/checkpoint.pt``), then for
+each epoch draw the epoch's plan from the feed (:mod:`vaekit.feeds`: a permutation of images, or
+length-bucketed batches of sentences), and for each batch let the feed build it (index the uint8 images
+and binarise them afresh; pad sentences and apply word dropout), evaluate the family's objective, step
+Adam and the learning-rate schedule. After every epoch it scores the validation bound, appends a line to
+``metrics.jsonl`` and writes a checkpoint atomically. An interrupt (Ctrl-C, SIGTERM) finishes the current
+step and writes a checkpoint there; a non-finite loss stops the run and keeps the last good checkpoint.
 
 Randomness comes from generators that are all saved in checkpoints: ``data_rng`` (epoch plans, and
 binarisation or word dropout in a single process) and torch's global generator (reparameterisation noise).
@@ -228,7 +229,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         if dist.active:
             rng["ranks"] = per_rank
         state = {
-            "format": checkpoint.FORMAT, "config": config.to_dict(), **spec, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "format": checkpoint.FORMAT, "config": config.to_dict(), **spec,  # shape, likelihood (vocab, labels)
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "estimator": estimator.state_dict() if estimator is not None else {},
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
             "batch_in_epoch": batch_in_epoch, "perm": perm, "epoch_sums": dict(sums), "rng": rng,
@@ -299,7 +301,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
             record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "kl_weight": beta,
                       "train_loss": loss_sum / seen, "train_bound": bound_sum / seen, "train_kl": kl_sum / seen,
                       "examples_per_s": examples / epoch_seconds}
-            if family.text:  # tokens are words + </s> of every sentence; exact per epoch only without a mid-epoch resume
+            if family.text:  # words + </s> of every sentence; exact per epoch only without a mid-epoch resume
                 record["train_nll_per_token"] = -bound_sum / max(1, tokens)
                 record["tokens_per_s"] = tokens * examples / seen / epoch_seconds
             batch_in_epoch, perm = 0, None
