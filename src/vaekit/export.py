@@ -9,11 +9,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import RunConfig
-from .families import family_of
+from .families import SPEC_KEYS, family_of
 from .runs import load_model
 
 EXPORT_FORMAT = "vaekit-export/1"
-SPEC_KEYS = ("shape", "likelihood", "vocab", "label_names")
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:

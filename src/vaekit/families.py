@@ -42,6 +42,9 @@ from .errors import VaekitError
 from .objectives import Terms
 
 
+SPEC_KEYS = ("shape", "likelihood", "vocab", "label_names")  # what a spec (and a checkpoint, an export) may hold
+
+
 class Family:
     """The image VAE's answers; other families override what differs."""
 
@@ -135,8 +138,10 @@ class SemiSupervised(Family):
     plots = ("samples", "analogies", "curves")
 
     def feed(self, config, data, dist):
-        val_x = semi_supervised.m2_inputs(config, data, "val")
-        return feeds.SemiSupervisedFeed(config, data, dist, val_x, self._features(config))
+        features = self._features(config)  # M1+M2: the trained M1, loaded once
+        val_x = runs.eval_inputs(config, data, "val")
+        return feeds.SemiSupervisedFeed(config, data, dist, val_x if features is None else features.mean(val_x),
+                                        features)
 
     def _features(self, config):
         return None
@@ -188,7 +193,20 @@ class StackedSemiSupervised(SemiSupervised):
         raise _no_pictures(run_dir, config, "reconstruct")
 
 
-class ConditionalImage(Family):
+class _Conditional:
+    """The objectives of the conditional families (Sohn et al. 2015), whose batches are
+    :class:`~vaekit.conditional.ConditionalBatch` es; ``_auxiliary`` is the family's (bag of words for sentences)."""
+
+    def training_terms(self, module, x, beta, capacity):
+        return conditional.conditional_objective(module.name, module.model, x, beta, module.hybrid_alpha,
+                                                 self._auxiliary(module.model, x))
+
+    def validation_terms(self, model, x, objective):
+        # the baseline's exact log p(x|c); the GSNN bound for a GSNN (its q(z|x,c) never trains); else the ELBO
+        return conditional.conditional_objective(objective if objective in ("mle", "gsnn") else "elbo", model, x)
+
+
+class ConditionalImage(_Conditional, Family):
     """The CVAE (``model.arch = cvae``) and its deterministic baseline (``cvae-nn``) of Sohn et al. (2015):
     quadrant completion (``data.condition = quadrants``) or generation by class (``label``)."""
 
@@ -201,13 +219,6 @@ class ConditionalImage(Family):
     def feed(self, config, data, dist):
         feed = feeds.ClassConditionFeed if config.data.condition == "label" else feeds.QuadrantFeed
         return feed(config, data, dist, runs.eval_inputs(config, data, "val"))
-
-    def training_terms(self, module, x, beta, capacity):
-        return conditional.conditional_objective(module.name, module.model, x, beta, module.hybrid_alpha)
-
-    def validation_terms(self, model, x, objective):
-        # the baseline's exact log p(x|c); the GSNN bound for a GSNN (its q(z|x,c) never trains); else the ELBO
-        return conditional.conditional_objective(objective if objective in ("mle", "gsnn") else "elbo", model, x)
 
     def evaluate(self, config, model, data, split, k, limit, progress):
         x = runs.eval_inputs(config, data, split)[: limit or None]
@@ -267,14 +278,15 @@ class Sentence(Family):
         return int(x.lengths.sum())
 
     def evaluate(self, config, model, data, split, k, limit, progress):
-        return evaluate.evaluate_text(model, feeds.text_batches(data, split, config.eval.batch_size, limit), k=k,
-                             sample_chunk=config.eval.sample_chunk, seed=config.eval.seed, progress=progress)
+        batches = feeds.text_batches(data, split, config.eval.batch_size, limit)
+        return evaluate.evaluate_text(model, batches, k=k, sample_chunk=config.eval.sample_chunk,
+                                      seed=config.eval.seed, progress=progress)
 
     def plot(self, run_dir, config, model, spec, what, n):
         return _curves(run_dir, what)  # samples are text: `vaekit sample`
 
 
-class ConditionalSentence(Sentence):
+class ConditionalSentence(_Conditional, Sentence):
     """A sentence VAE or LM conditioned on each sentence's label (a Brown genre): q(z|x,c), p(z|c), p(x|z,c)
     (``model.condition_embedding > 0``); scored by -log p(x|c)."""
 
@@ -286,12 +298,8 @@ class ConditionalSentence(Sentence):
     def feed(self, config, data, dist):
         return feeds.TextFeed(config, data, dist, conditional=True)
 
-    def training_terms(self, module, x, beta, capacity):
-        return conditional.conditional_objective(module.name, module.model, x, beta, module.hybrid_alpha,
-                                     _bag_of_words(module.model, x.x))
-
-    def validation_terms(self, model, x, objective):
-        return conditional.conditional_objective("mle" if objective == "mle" else "elbo", model, x)
+    def _auxiliary(self, model, x):
+        return _bag_of_words(model, x.x)  # the sentences of the ConditionalBatch
 
     def tokens(self, x) -> int:
         return int(x.x.lengths.sum())

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import torch
 
-from .families import FAMILIES, family_of
+from .families import family_of
 from .runs import load_data, load_model, write_json
-
-PLOTS = FAMILIES["vae"].plots  # an image VAE's plots; other families draw fewer (``Family.plots``)
 
 
 def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = None, limit: int = 0,
