@@ -66,7 +66,8 @@ class ReferenceSentenceVAE(nn.Module):
         return nll + kl
 
 
-def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: float) -> float:
+def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: float,
+                           precision: str = "float32") -> float:
     torch.manual_seed(0)
     m = config.model
     model = ReferenceSentenceVAE(vocab, m.embedding, m.hidden[0], m.latent)
@@ -78,7 +79,8 @@ def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: flo
         ids = order[b:b + batch_size]
         batch = pad([sentences[i] for i in ids])
         inputs = torch.cat([torch.full_like(batch.tokens[:, :1], bos), batch.tokens[:, :-1]], 1).masked_fill(~batch.mask, 0)
-        loss = model(batch.tokens, inputs, batch.lengths) / len(ids)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            loss = model(batch.tokens, inputs, batch.lengths).float() / len(ids)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
@@ -101,16 +103,26 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=3200, help="training sentences per timed epoch")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--reference-seconds", type=float, default=60.0)
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="vaekit's train.precision (bfloat16 also times the reference under autocast)")
     args = parser.parse_args()
-    command = f"python benchmarks/ptb_speed.py --sentences {args.sentences} --repeats {args.repeats}"
+    mixed = args.precision == "bfloat16"
+    command = (f"python benchmarks/ptb_speed.py --sentences {args.sentences} --repeats {args.repeats}"
+               + (" --precision bfloat16" if mixed else ""))
     config = load_recipe(RECIPE, [f"data.limit={args.sentences}", "data.eval_limit=64", "train.epochs=1",
-                                  "train.val_every=0", "train.kl_schedule=none", "train.word_dropout=0"])
+                                  "train.val_every=0", "train.kl_schedule=none", "train.word_dropout=0",
+                                  "model.tie_embeddings=false", "model.dropout=0", f"train.precision={args.precision}"])
     data = load_data(config.data)
-    ref, ours = [], []
+    ref, ref_mixed, ours = [], [], []
     for r in range(args.repeats):
         ref.append(reference_tokens_per_s(data.train, len(data.vocab), data.vocab.bos, config, args.reference_seconds))
+        if mixed:
+            ref_mixed.append(reference_tokens_per_s(data.train, len(data.vocab), data.vocab.bos, config,
+                                                    args.reference_seconds, "bfloat16"))
         ours.append(vaekit_tokens_per_s(config, data))
-        print(f"repeat {r + 1}: reference {ref[-1]:.0f} tokens/s, vaekit {ours[-1]:.0f} tokens/s", file=sys.stderr)
+        print(f"repeat {r + 1}: reference {ref[-1]:.0f} tokens/s"
+              + (f", reference under bf16 autocast {ref_mixed[-1]:.0f}" if mixed else "")
+              + f", vaekit ({args.precision}) {ours[-1]:.0f} tokens/s", file=sys.stderr)
     ref_speed, our_speed = statistics.median(ref), statistics.median(ours)
     real = sum(len(s) for s in data.train)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0)).tolist()
@@ -118,13 +130,21 @@ def main() -> None:
                  for ids in (order[b:b + config.train.batch_size] for b in range(0, len(order), config.train.batch_size)))
     m = config.model
     common = (f"LSTM sentence VAE, embedding {m.embedding}, hidden {m.hidden[0]}, z {m.latent}, vocabulary "
-              f"{len(data.vocab)}, batch {config.train.batch_size}, fp32, {torch.get_num_threads()} torch threads, "
-              f"first {args.sentences} PTB training sentences")
-    record(SCRIPT, "ptb_train_speedup_vs_reference", our_speed / ref_speed, "ratio", command,
-           f"{common}; vaekit trainer {our_speed:.0f} vs padded-batch reference {ref_speed:.0f} real tokens/s "
-           f"(medians of {args.repeats} alternated runs); unbucketed padding makes the reference compute "
-           f"{padded / real:.2f}x the real tokens in its output layer")
-    record(SCRIPT, "ptb_train_tokens_per_s", our_speed, "tokens/s", command, common)
+              f"{len(data.vocab)}, untied output, no dropout, batch {config.train.batch_size}, vaekit in "
+              f"{args.precision}, {torch.get_num_threads()} torch threads, first {args.sentences} PTB training sentences")
+    suffix = "_bf16" if mixed else ""
+    notes = (f"{common}; vaekit trainer {our_speed:.0f} vs padded-batch float32 reference {ref_speed:.0f} real "
+             f"tokens/s (medians of {args.repeats} alternated runs); unbucketed padding makes the reference compute "
+             f"{padded / real:.2f}x the real tokens in its output layer")
+    if mixed:
+        ref_mixed_speed = statistics.median(ref_mixed)
+        notes += f"; the reference under the same bf16 autocast: {ref_mixed_speed:.0f} tokens/s"
+        record(SCRIPT, "ptb_train_speedup_vs_reference_same_precision_bf16", our_speed / ref_mixed_speed, "ratio",
+               command, f"{common}; vaekit {our_speed:.0f} vs the reference under the same bf16 autocast "
+               f"{ref_mixed_speed:.0f} real tokens/s")
+        record(SCRIPT, "ptb_reference_tokens_per_s_bf16", ref_mixed_speed, "tokens/s", command, common)
+    record(SCRIPT, f"ptb_train_speedup_vs_reference{suffix}", our_speed / ref_speed, "ratio", command, notes)
+    record(SCRIPT, f"ptb_train_tokens_per_s{suffix}", our_speed, "tokens/s", command, common)
     record(SCRIPT, "ptb_reference_tokens_per_s", ref_speed, "tokens/s", command, common)
 
 

@@ -43,6 +43,14 @@ def tiny(path, *extra):
                               "eval.batch_size=32", *extra])
 
 
+def test_a_sentence_vae_learns_in_mixed_precision(tmp_path, corpus):
+    result = train(tiny(corpus, "train.precision=bfloat16", "model.tie_embeddings=true", "model.embedding=12"),
+                   tmp_path / "run", progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert result.finished and lines[-1]["train_bound"] > lines[0]["train_bound"]
+    assert math.isfinite(lines[-1]["val_elbo"])
+
+
 def test_a_sentence_vae_trains_and_resumes_exactly_with_word_dropout(tmp_path, corpus):
     config = tiny(corpus)
     whole = train(config, tmp_path / "whole", progress=False)

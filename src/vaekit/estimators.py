@@ -30,6 +30,8 @@ from torch import nn
 from torch.distributions import (Bernoulli, Distribution, Independent, OneHotCategorical, RelaxedBernoulli,
                                  RelaxedOneHotCategorical)
 
+from .nets.heads import full_precision
+
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -104,7 +106,7 @@ class NVILBaseline(nn.Module):
 
     def forward(self, signal: torch.Tensor, x: torch.Tensor):
         signal = signal.detach()
-        learned = self.net(x).squeeze(-1)
+        learned = full_precision(self.net(x)).squeeze(-1)
         centred = signal - learned.detach()
         if self.training:
             with torch.no_grad():

@@ -76,14 +76,19 @@ class ObjectiveModule(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, family: Family, name: str, k: int,
                  estimator: torch.nn.Module | None = None, free_bits: float = 0.0, classifier_weight: float = 0.0,
-                 hybrid_alpha: float = 0.5):
+                 hybrid_alpha: float = 0.5, precision: str = "float32"):
         super().__init__()
         self.model, self.family, self.name, self.k, self.estimator = model, family, name, k, estimator
         self.free_bits, self.classifier_weight, self.hybrid_alpha = free_bits, classifier_weight, hybrid_alpha
+        self.precision = precision
 
     def forward(self, x, beta: float = 1.0, capacity: float | None = None):
-        terms = self.family.training_terms(self, x, beta, capacity)
-        return terms.loss, terms.bound.detach(), terms.kl.detach()
+        # mixed precision: autocast runs the matrix products in bfloat16; the distribution heads and the
+        # token likelihood take their parameters back to float32 (nets.heads.full_precision)
+        device = next(self.model.parameters()).device.type
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            terms = self.family.training_terms(self, x, beta, capacity)
+        return terms.loss.float(), terms.bound.detach().float(), terms.kl.detach().float()
 
 
 class StopSignal:
@@ -177,7 +182,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     feed = family.feed(config, data, dist)
     classifier_weight = t.classifier_weight or getattr(feed, "default_classifier_weight", 0.0)
     step_module = ObjectiveModule(model, family, t.objective, t.k, estimator, t.free_bits, classifier_weight,
-                                  t.hybrid_alpha)
+                                  t.hybrid_alpha, t.precision)
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     steps_per_epoch = feed.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, OneHotCategorical
 
-from ..nets.heads import diagonal_gaussian, likelihood_head
+from ..nets.heads import diagonal_gaussian, full_precision, likelihood_head
 from ..nets.mlp import mlp
 
 
@@ -44,7 +44,7 @@ class M2(nn.Module):
 
     def encode_y(self, x: torch.Tensor) -> Distribution:
         """``q(y|x)`` for ``x`` ``(..., D)``: batch shape ``(...)``, one-hot event ``(C,)``."""
-        return OneHotCategorical(logits=self.classifier(x), validate_args=False)
+        return OneHotCategorical(logits=full_precision(self.classifier(x)), validate_args=False)
 
     def encode_z(self, x: torch.Tensor, y: torch.Tensor) -> Distribution:
         """``q(z|x, y)`` for ``x`` ``(..., D)`` and ``y`` ``(..., C)`` (broadcast): event ``(Z,)``."""

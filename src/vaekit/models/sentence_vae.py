@@ -36,7 +36,7 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..nets.heads import diagonal_gaussian
+from ..nets.heads import diagonal_gaussian, full_precision
 
 
 @dataclass
@@ -226,7 +226,7 @@ class SentenceVAE(nn.Module):
         """Zhao, Zhao & Eskenazi (2017), Sec. 3.2: ``-sum_t log softmax(f(z))[x_t]`` over the real tokens of each
         sentence (words and ``</s>``), ``(B,)``: an auxiliary loss that z alone must carry the sentence's words,
         against posterior collapse. Not part of the bound."""
-        log_probs = F.log_softmax(self.bow(z), dim=-1)                  # (B, V)
+        log_probs = F.log_softmax(full_precision(self.bow(z)), dim=-1)  # (B, V)
         picked = log_probs.gather(1, batch.tokens.clamp(min=0)) * batch.mask
         return -picked.sum(1)
 
@@ -283,31 +283,37 @@ class SentenceVAE(nn.Module):
 
 class _TokenNLL(torch.autograd.Function):
     """``-log softmax(logits)[target]`` per row, the softmax kept from the forward pass so that the backward
-    pass, ``(softmax - onehot(target)) * grad``, needs no second exponential over the ``(N, V)`` logits."""
+    pass, ``(softmax - onehot(target)) * grad``, needs no second exponential over the ``(N, V)`` logits.
+
+    The softmax is computed and kept in float32 (float64 for float64 logits); bfloat16 logits (mixed precision) are read directly
+    by it and their gradient is written directly in bfloat16, so no ``(N, V)`` copy is made to change type."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(logits, dim=-1)
+        probs = torch.softmax(logits, dim=-1, dtype=full_precision(logits[:0]).dtype)
         rows = torch.arange(len(target))
         nll = -probs[rows, target].log()
         # log of the picked probability underflows only when it is below ~1e-38; fall back to log-softmax there
         bad = ~torch.isfinite(nll)
         if bad.any():
-            nll[bad] = -torch.log_softmax(logits[bad], -1).gather(1, target[bad, None])[:, 0]
+            nll[bad] = -torch.log_softmax(logits[bad].float(), -1).gather(1, target[bad, None])[:, 0]
         ctx.save_for_backward(probs, target)
+        ctx.logits_dtype = logits.dtype
         return nll
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         probs, target = ctx.saved_tensors
-        grad_logits = probs * grad[:, None]
-        grad_logits[torch.arange(len(target)), target] -= grad
+        grad_logits = torch.empty(probs.shape, dtype=ctx.logits_dtype, device=probs.device)
+        torch.mul(probs, grad[:, None], out=grad_logits)
+        grad_logits[torch.arange(len(target)), target] -= grad.to(ctx.logits_dtype)
         return grad_logits, None
 
 
 def token_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-row cross-entropy ``(N,)`` of ``logits`` ``(N, V)`` and ``target`` ``(N,)``; equal to
-    ``F.cross_entropy(..., reduction="none")`` and cheaper to differentiate on the CPU."""
+    """Per-row cross-entropy ``(N,)`` of ``logits`` ``(N, V)`` and ``target`` ``(N,)``, in float32 (or float64)
+    whatever the logits' type; equal to ``F.cross_entropy(..., reduction="none")`` and cheaper to differentiate
+    on the CPU."""
     if not (logits.requires_grad and torch.is_grad_enabled()):
-        return F.cross_entropy(logits, target, reduction="none")
+        return F.cross_entropy(full_precision(logits), target, reduction="none")
     return _TokenNLL.apply(logits, target)

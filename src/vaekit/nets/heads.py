@@ -23,12 +23,19 @@ MIN_LOG_VAR = -30.0  # sigma >= 3e-7: keeps exp() and 1/sigma finite when a unit
 MAX_LOG_VAR = 20.0
 
 
+def full_precision(params: torch.Tensor) -> torch.Tensor:
+    """``params`` in float32 if a mixed-precision step (``train.precision = 'bfloat16'``) left them in a
+    16-bit type, unchanged otherwise (float64 stays float64). Every distribution is built from it, so that
+    log-densities, KL terms and losses are computed in full precision whatever the network's products were."""
+    return params.float() if params.dtype in (torch.bfloat16, torch.float16) else params
+
+
 def diagonal_gaussian(params: torch.Tensor) -> Independent:
     """Split ``(..., 2Z)`` into mean and log-variance; return ``Independent(Normal(mu, sigma), 1)``.
 
     The log-variance parameterisation ``sigma = exp(logvar / 2)`` is Kingma & Welling's (2014, App. C.2).
     """
-    mu, log_var = params.chunk(2, dim=-1)
+    mu, log_var = full_precision(params).chunk(2, dim=-1)
     scale = torch.exp(0.5 * log_var.clamp(MIN_LOG_VAR, MAX_LOG_VAR))
     return Independent(Normal(mu, scale, validate_args=False), 1, validate_args=False)
 
@@ -58,7 +65,7 @@ class LatentSpec:
         if self.kind == "gaussian":
             return diagonal_gaussian(params)
         if self.kind == "categorical":
-            logits = params.unflatten(-1, (self.size, self.categories))
+            logits = full_precision(params).unflatten(-1, (self.size, self.categories))
             return Independent(OneHotCategorical(logits=logits, validate_args=False), 1, validate_args=False)
         return bernoulli(params)
 
@@ -84,7 +91,7 @@ def as_spec(latent: "int | LatentSpec") -> LatentSpec:
 def bernoulli(logits: torch.Tensor) -> Independent:
     """``Independent(Bernoulli(logits), 1)``: ``log p(x|z) = -sum_d BCEWithLogits(l_d, x_d)``; its KL to another
     such distribution is computed from the logits (:class:`vaekit.distributions.LogitBernoulli`)."""
-    return Independent(LogitBernoulli(logits=logits, validate_args=False), 1, validate_args=False)
+    return Independent(LogitBernoulli(logits=full_precision(logits), validate_args=False), 1, validate_args=False)
 
 
 class GaussianLikelihood(nn.Module):
@@ -100,6 +107,7 @@ class GaussianLikelihood(nn.Module):
 
     def forward(self, loc: torch.Tensor) -> Independent:
         scale = F.softplus(self.raw_scale) + 1e-3
+        loc = full_precision(loc)
         return Independent(Normal(loc, scale.expand_as(loc), validate_args=False), 1, validate_args=False)
 
 
