@@ -77,3 +77,10 @@ def test_a_bfloat16_run_learns_and_evaluates_in_float32(tmp_path, tiny_images):
     assert all(p.dtype == torch.float32 for p in result.model.parameters())  # the master weights
     epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert epochs[-1]["val_elbo"] > epochs[0]["val_elbo"]
+
+
+def test_a_float32_run_may_continue_in_mixed_precision(tmp_path, tiny_images):
+    train(load_recipe(None, TINY + ["train.epochs=1"]), tmp_path / "run", data=tiny_images, progress=False)
+    more = load_recipe(None, TINY + ["train.precision=bfloat16"])
+    result = train(more, tmp_path / "run", resume=True, data=tiny_images, progress=False)
+    assert result.finished and result.epoch == 3
