@@ -46,8 +46,8 @@ def train_m1() -> Path:
     return run_dir
 
 
-def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None, classifier_weight: float = 0.0
-             ) -> dict:
+def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None, classifier_weight: float = 0.0,
+             precision: str = "") -> dict:
     kind = "m2" if m1 is None else "m1m2"
     weight = f"_cw{classifier_weight:g}" if classifier_weight else ""
     overrides = [f"data.labelled={labels}", f"data.label_seed={seed}", f"train.seed={seed}", *ESTIMATORS[estimator],
@@ -56,6 +56,8 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
         overrides += [f"data.features={m1}", "model.likelihood=gaussian"]
     if classifier_weight:
         overrides.append(f"train.classifier_weight={classifier_weight}")
+    if precision:
+        overrides.append(f"train.precision={precision}")
     config = load_recipe(RECIPE, overrides)
     run_dir = ROOT / "runs" / "ssl" / f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{weight}_seed{seed}"
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
@@ -74,17 +76,20 @@ def main() -> None:
     parser.add_argument("--classifier-weight", type=float, default=0.0,
                         help="alpha per labelled example (0: the paper's 0.1 N / N_l); a variant with its own runs "
                              "and metric names (..._cw<alpha>_...)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="",
+                        help="train.precision for the epochs trained by this command (a run may switch on resume)")
     args = parser.parse_args()
     tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}")
            + (f"_cw{args.classifier_weight:g}" if args.classifier_weight else ""))
     command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
                f"{args.estimator} --seeds " + " ".join(map(str, args.seeds))
                + (f" --epochs {args.epochs}" if args.epochs else "")
-               + (f" --classifier-weight {args.classifier_weight:g}" if args.classifier_weight else ""))
+               + (f" --classifier-weight {args.classifier_weight:g}" if args.classifier_weight else "")
+               + (f" --precision {args.precision}" if args.precision else ""))
     m1 = train_m1() if args.model == "m1m2" else None
     errors = []
     for seed in args.seeds:
-        report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, args.classifier_weight)
+        report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, args.classifier_weight, args.precision)
         errors.append(report["error_pct"])
         record(SCRIPT, f"mnist_ssl_{tag}_seed{seed}_error_pct", report["error_pct"], "%", command,
                f"label draw {seed}; {report['epochs']} epochs, {report['train_seconds'] / 3600:.2f} h; "
