@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, record  # noqa: E402
 
@@ -33,7 +35,10 @@ def main() -> None:
     parser.add_argument("--icm", type=int, default=3)
     parser.add_argument("--rows", default="vae,lm", help="which trained rows to test (comma-separated)")
     parser.add_argument("--length-penalty", type=float, default=0.0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (decoding runs one small step at a time: more threads mostly wait)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     command = f"python benchmarks/ptb_imputation.py --sentences {args.sentences}" + (
         f" --length-penalty {args.length_penalty:g}" if args.length_penalty else "")
     suffix = f"_lp{args.length_penalty:g}" if args.length_penalty else ""
