@@ -105,13 +105,17 @@ def main() -> None:
     parser.add_argument("--reference-seconds", type=float, default=60.0)
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
                         help="vaekit's train.precision (bfloat16 also times the reference under autocast)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for both sides (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     mixed = args.precision == "bfloat16"
     command = (f"python benchmarks/ptb_speed.py --sentences {args.sentences} --repeats {args.repeats}"
-               + (" --precision bfloat16" if mixed else ""))
+               + (" --precision bfloat16" if mixed else "") + (f" --threads {args.threads}" if args.threads else ""))
     config = load_recipe(RECIPE, [f"data.limit={args.sentences}", "data.eval_limit=64", "train.epochs=1",
                                   "train.val_every=0", "train.kl_schedule=none", "train.word_dropout=0",
-                                  "model.tie_embeddings=false", "model.dropout=0", f"train.precision={args.precision}"])
+                                  "model.tie_embeddings=false", "model.dropout=0", f"train.precision={args.precision}",
+                                  f"train.threads={args.threads}"])
     data = load_data(config.data)
     ref, ref_mixed, ours = [], [], []
     for r in range(args.repeats):
