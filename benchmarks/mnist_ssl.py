@@ -7,7 +7,8 @@
 
 Every run is ``recipes/kingma_m2.toml`` with ``data.labelled``, ``data.label_seed`` (which balanced subset of
 labelled images) and ``train.estimator`` set; it lives in ``runs/ssl/<labels>_<estimator>_seed<k>/`` and resumes
-exactly when the command is repeated. Figures: ``mnist_ssl_m2_<labels>[_<estimator>]_error_pct`` (mean over the
+exactly when the command is repeated (``--epochs N`` names its runs and figures ``..._e<N>_...`` apart, and with the
+recipe's constant learning rate starts from a copy of the default-length run where there is one). Figures: ``mnist_ssl_m2_<labels>[_<estimator>]_error_pct`` (mean over the
 seeds that have finished, spread in the notes) and one row per seed; for ``--model m1m2``, M1
 (``recipes/kingma_m1.toml``, trained once without labels in ``runs/ssl/m1/``) comes first and the figures are
 ``mnist_ssl_m1m2_<labels>...``.
@@ -16,6 +17,7 @@ seeds that have finished, spread in the notes) and one row per seed; for ``--mod
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -50,8 +52,9 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
              precision: str = "") -> dict:
     kind = "m2" if m1 is None else "m1m2"
     weight = f"_cw{classifier_weight:g}" if classifier_weight else ""
+    length = f"_e{epochs}" if epochs else ""
     overrides = [f"data.labelled={labels}", f"data.label_seed={seed}", f"train.seed={seed}", *ESTIMATORS[estimator],
-                 f"name={kind}_{labels}_{estimator}{weight}_seed{seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
+                 f"name={kind}_{labels}_{estimator}{weight}{length}_seed{seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
     if m1 is not None:
         overrides += [f"data.features={m1}", "model.likelihood=gaussian"]
     if classifier_weight:
@@ -59,7 +62,16 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
     if precision:
         overrides.append(f"train.precision={precision}")
     config = load_recipe(RECIPE, overrides)
-    run_dir = ROOT / "runs" / "ssl" / f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{weight}_seed{seed}"
+    runs = ROOT / "runs" / "ssl"
+    base = f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{weight}"
+    run_dir = runs / f"{base}{length}_seed{seed}"
+    shorter = runs / f"{base}_seed{seed}"
+    if (length and not run_dir.exists() and (shorter / checkpoint.CHECKPOINT_NAME).exists()
+            and config.train.lr_schedule == "constant"
+            and checkpoint.load(shorter)["epoch"] <= epochs):
+        # with a constant learning rate the first epochs of a longer run are the shorter run's, exactly:
+        # continue from a copy of it instead of training them again
+        shutil.copytree(shorter, run_dir)
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)  # checkpoint written: repeat the command to continue
@@ -80,7 +92,8 @@ def main() -> None:
                         help="train.precision for the epochs trained by this command (a run may switch on resume)")
     args = parser.parse_args()
     tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}")
-           + (f"_cw{args.classifier_weight:g}" if args.classifier_weight else ""))
+           + (f"_cw{args.classifier_weight:g}" if args.classifier_weight else "")
+           + (f"_e{args.epochs}" if args.epochs else ""))
     command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
                f"{args.estimator} --seeds " + " ".join(map(str, args.seeds))
                + (f" --epochs {args.epochs}" if args.epochs else "")
