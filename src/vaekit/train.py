@@ -40,6 +40,7 @@ from .distributed import Dist, rank_seeds, setup
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .estimators import GumbelSoftmax
 from .families import FAMILIES, Family, family_of
+from .nets.heads import full_precision
 from .runs import load_data, write_json
 from .schedules import gumbel_temperature, kl_weight, lr_multiplier
 
@@ -84,11 +85,11 @@ class ObjectiveModule(torch.nn.Module):
 
     def forward(self, x, beta: float = 1.0, capacity: float | None = None):
         # mixed precision: autocast runs the matrix products in bfloat16; the distribution heads and the
-        # token likelihood take their parameters back to float32 (nets.heads.full_precision)
+        # token likelihood take their parameters back to float32 (nets.heads.full_precision), as do these terms
         device = next(self.model.parameters()).device.type
         with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
             terms = self.family.training_terms(self, x, beta, capacity)
-        return terms.loss.float(), terms.bound.detach().float(), terms.kl.detach().float()
+        return full_precision(terms.loss), full_precision(terms.bound.detach()), full_precision(terms.kl.detach())
 
 
 class StopSignal:

@@ -36,7 +36,7 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..nets.heads import diagonal_gaussian, full_precision
+from ..nets.heads import diagonal_gaussian, full_dtype, full_precision
 
 
 @dataclass
@@ -285,18 +285,18 @@ class _TokenNLL(torch.autograd.Function):
     """``-log softmax(logits)[target]`` per row, the softmax kept from the forward pass so that the backward
     pass, ``(softmax - onehot(target)) * grad``, needs no second exponential over the ``(N, V)`` logits.
 
-    The softmax is computed and kept in float32 (float64 for float64 logits); bfloat16 logits (mixed precision) are read directly
-    by it and their gradient is written directly in bfloat16, so no ``(N, V)`` copy is made to change type."""
+    The softmax is computed and kept in float32 (float64 for float64 logits) also when mixed precision gives
+    bfloat16 logits, whose gradient is returned in bfloat16."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(logits, dim=-1, dtype=full_precision(logits[:0]).dtype)
+        probs = torch.softmax(logits, dim=-1, dtype=full_dtype(logits.dtype))
         rows = torch.arange(len(target))
         nll = -probs[rows, target].log()
         # log of the picked probability underflows only when it is below ~1e-38; fall back to log-softmax there
         bad = ~torch.isfinite(nll)
         if bad.any():
-            nll[bad] = -torch.log_softmax(logits[bad].float(), -1).gather(1, target[bad, None])[:, 0]
+            nll[bad] = -torch.log_softmax(full_precision(logits[bad]), -1).gather(1, target[bad, None])[:, 0]
         ctx.save_for_backward(probs, target)
         ctx.logits_dtype = logits.dtype
         return nll
@@ -304,8 +304,7 @@ class _TokenNLL(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         probs, target = ctx.saved_tensors
-        grad_logits = torch.empty(probs.shape, dtype=ctx.logits_dtype, device=probs.device)
-        torch.mul(probs, grad[:, None], out=grad_logits)
+        grad_logits = (probs * grad[:, None]).to(ctx.logits_dtype)
         grad_logits[torch.arange(len(target)), target] -= grad.to(ctx.logits_dtype)
         return grad_logits, None
 

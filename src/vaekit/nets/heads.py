@@ -23,11 +23,16 @@ MIN_LOG_VAR = -30.0  # sigma >= 3e-7: keeps exp() and 1/sigma finite when a unit
 MAX_LOG_VAR = 20.0
 
 
+def full_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for a 16-bit floating type, ``dtype`` itself otherwise (float64 stays float64)."""
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
 def full_precision(params: torch.Tensor) -> torch.Tensor:
     """``params`` in float32 if a mixed-precision step (``train.precision = 'bfloat16'``) left them in a
-    16-bit type, unchanged otherwise (float64 stays float64). Every distribution is built from it, so that
-    log-densities, KL terms and losses are computed in full precision whatever the network's products were."""
-    return params.float() if params.dtype in (torch.bfloat16, torch.float16) else params
+    16-bit type, the same tensor otherwise. Every distribution is built from it, so that log-densities, KL
+    terms and losses are computed in full precision whatever the network's products were."""
+    return params.to(full_dtype(params.dtype))
 
 
 def diagonal_gaussian(params: torch.Tensor) -> Independent:
