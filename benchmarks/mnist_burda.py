@@ -1,6 +1,7 @@
 """Burda et al. (2016) Table 1 on MNIST: train (or resume) a recipe, then score it with K = 5000.
 
     python benchmarks/mnist_burda.py recipes/burda_vae.toml    --metric mnist_vae_burda_test_nll
+    python benchmarks/mnist_burda.py recipes/burda_vae_paper.toml --metric mnist_vae_burda_paper_test_nll
     python benchmarks/mnist_burda.py recipes/burda_iwae5.toml  --metric mnist_iwae5_burda_test_nll
     python benchmarks/mnist_burda.py recipes/burda_iwae50.toml --metric mnist_iwae50_burda_test_nll
 
@@ -23,7 +24,8 @@ from vaekit.config import load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, plot_run  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
-PAPER = {"burda_vae": 86.76, "burda_iwae5": 85.54, "burda_iwae50": 84.78}  # Burda et al. 2016, Table 1
+PAPER = {"burda_vae": 86.76, "burda_vae_paper": 86.76,  # Burda et al. 2016, Table 1
+         "burda_iwae5": 85.54, "burda_iwae50": 84.78}
 
 
 def main() -> None:
