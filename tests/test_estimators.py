@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.distributions import Independent, OneHotCategorical
 
-from vaekit.estimators import (Enumerate, GumbelSoftmax, MovingAverageBaseline, NVILBaseline, Pathwise,
-                               ScoreFunction, enumerate_support, relax, straight_through, vimco_surrogate)
+from vaekit.estimators import (Enumerate, GumbelSoftmax, LeaveOneOutBaseline, MovingAverageBaseline, NVILBaseline,
+                               Pathwise, ScoreFunction, enumerate_support, relax, straight_through, vimco_surrogate)
 
 D = torch.float64
 
@@ -24,12 +24,12 @@ class TinyProblem:
         self.phi0 = torch.randn(2, 3, generator=g, dtype=D)
         self.theta0 = torch.randn(6, generator=g, dtype=D)
 
-    def grads(self, estimator, n=1):
+    def grads(self, estimator, n=1, **kwargs):
         phi = self.phi0.expand(n, 2, 3).clone().requires_grad_()
         theta = self.theta0.expand(n, 6).clone().requires_grad_()
         q = Independent(OneHotCategorical(logits=phi), 1)
         f = lambda z: -((z.flatten(-2) * theta).sum(-1) - 1.0) ** 2 + 3.0  # + 3: a mean baselines remove
-        est = estimator(q, f, torch.zeros(n, 4, dtype=D))
+        est = estimator(q, f, torch.zeros(n, 4, dtype=D), **kwargs)
         loss = -est.surrogate.sum()
         if est.aux_loss is not None:
             loss = loss + est.aux_loss.sum()
@@ -42,8 +42,8 @@ def exact_gradient(problem):
     return grad[0], value
 
 
-def sample_gradients(problem, estimator, n):
-    return problem.grads(estimator, n)[0]
+def sample_gradients(problem, estimator, n, **kwargs):
+    return problem.grads(estimator, n, **kwargs)[0]
 
 
 def test_enumeration_equals_hand_computed_expectation():
@@ -81,6 +81,23 @@ def test_baselines_reduce_the_variance():
         p.grads(moving, 100)
     with_baseline = sample_gradients(p, moving, 4000)[:, :6].var(0).sum()
     assert with_baseline < 0.5 * plain, (with_baseline, plain)
+
+
+def test_leave_one_out_baseline_is_unbiased_and_beats_as_many_plain_draws():
+    torch.manual_seed(0)
+    p = TinyProblem()
+    exact, _ = exact_gradient(p)
+    loo = ScoreFunction(LeaveOneOutBaseline())
+    draws = sample_gradients(p, loo, 20000, samples=4)
+    mean, se = draws.mean(0), draws.std(0) / math.sqrt(len(draws))
+    assert ((mean - exact) / se.clamp(min=1e-12)).abs().max() < 4.5
+    plain = sample_gradients(p, ScoreFunction(), 20000, samples=4)  # the same 4 draws, no baseline
+    assert draws[:, :6].var(0).sum() < 0.5 * plain[:, :6].var(0).sum()
+    # with 4 draws the centred signal is 4/3 (f(z_s) - mean f): the baseline needs no state and no training
+    signal, aux = LeaveOneOutBaseline()(torch.tensor([[1.0], [2.0], [3.0], [6.0]], dtype=D), None)
+    assert aux is None and torch.allclose(signal.squeeze(1), torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0], dtype=D))
+    with pytest.raises(ValueError, match="at least 2 draws"):
+        sample_gradients(p, loo, 10)
 
 
 def test_nvil_baseline_learns_and_is_unbiased():

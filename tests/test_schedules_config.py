@@ -48,6 +48,10 @@ def test_bad_config_gets_a_message_naming_the_key():
         load_recipe(None, ["epochs"])
     with pytest.raises(ConfigError, match="not found"):
         load_recipe("recipes/nope.toml")
+    discrete = ["model.latent_type=categorical", "train.estimator=score", "train.baseline=loo"]
+    with pytest.raises(ConfigError, match=r"train.k >= 2"):
+        load_recipe(None, discrete)
+    assert load_recipe(None, discrete + ["train.k=4"]).train.k == 4
 
 
 def test_diff_names_every_changed_key():

@@ -92,7 +92,8 @@ class TrainConfig:
     estimator: str = "auto"          # auto (pathwise if q can rsample, else score) | pathwise | score |
                                      # gumbel | st-gumbel | exact (enumerate small discrete latents);
                                      # for m2 it is the estimator over the label y (auto = exact)
-    baseline: str = "none"           # score-function baseline: none | moving-average | nvil
+    baseline: str = "none"           # score-function baseline: none | moving-average | nvil |
+                                     # loo (leave-one-out over train.k >= 2 draws per example)
     temperature: float = 1.0         # Gumbel-softmax temperature at step 0 ...
     temperature_min: float = 0.5     # ... annealed as max(temperature_min, temperature * exp(-rate * t))
     temperature_rate: float = 0.0    # (Jang et al. 2017), t updated every `temperature_every` steps
@@ -193,6 +194,11 @@ class RunConfig:
                 and self.train.estimator in ("gumbel", "st-gumbel", "exact")):
             raise ConfigError(f"train.estimator = {self.train.estimator!r} needs a discrete latent: set "
                               "model.latent_type = 'categorical' or 'bernoulli'")
+        if self.train.baseline == "loo" and (self.train.k < 2 or self.train.objective != "elbo"
+                                             or self.train.estimator not in ("auto", "score")):
+            raise ConfigError("train.baseline = 'loo' (leave-one-out) is a score-function baseline over several "
+                              "draws per example: set train.objective = 'elbo', train.estimator = 'score' and "
+                              "train.k >= 2 (e.g. 4)")
         if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
             raise ConfigError("discrete latents have no pathwise gradient: use train.estimator = score, gumbel, "
                               "st-gumbel or exact")
@@ -263,7 +269,7 @@ CHOICES = {
     "model.likelihood": ("auto", "bernoulli", "gaussian"),
     "model.latent_type": ("gaussian", "categorical", "bernoulli"),
     "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
-    "train.baseline": ("none", "moving-average", "nvil"),
+    "train.baseline": ("none", "moving-average", "nvil", "loo"),
     "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
     "train.objective": ("elbo", "iwae", "mle", "wake-sleep", "rws", "gsnn", "hybrid"),
     "train.lr_schedule": ("constant", "cosine", "burda"),

@@ -8,7 +8,9 @@ estimator (what is differentiated), as Pyro separates ``loss`` from ``differenti
 * :class:`Pathwise` -- reparameterisation, ``z = g(eps, phi)`` (Kingma & Welling 2014).
 * :class:`ScoreFunction` -- REINFORCE (Williams 1992): ``(f(z) - b) grad log q(z|x)`` with a baseline
   ``b`` that does not depend on z: none, :class:`MovingAverageBaseline`, or the input-dependent
-  :class:`NVILBaseline` with variance normalisation (Mnih & Gregor 2014).
+  :class:`NVILBaseline` with variance normalisation (Mnih & Gregor 2014); with ``samples = S > 1`` draws
+  per example also the :class:`LeaveOneOutBaseline` (each draw's baseline is the mean signal of the other
+  ``S - 1``: Mnih & Rezende 2016, Sec. 3; Kool et al. 2019).
 * :class:`GumbelSoftmax` -- the Concrete / Gumbel-softmax relaxation (Jang et al. 2017; Maddison et al.
   2017), and its straight-through variant (one-hot forward values, relaxed gradients).
 * :class:`Enumerate` -- the exact expectation ``sum_z q(z|x) f(z)`` for small discrete latents.
@@ -121,20 +123,36 @@ class NVILBaseline(nn.Module):
         return self.var.sqrt().clamp(min=1.0) if self.normalise else None
 
 
+class LeaveOneOutBaseline(nn.Module):
+    """For ``S`` draws ``z_1..z_S ~ q(z|x)`` per example, draw ``s``'s baseline is the mean learning signal of the
+    other draws, ``b_s = (sum_{t != s} f(z_t)) / (S - 1)``: independent of ``z_s``, so the estimator stays unbiased,
+    and free (no parameters, no running state). The centred signal is ``S / (S - 1) * (f(z_s) - mean_t f(z_t))``.
+    Mnih & Rezende (2016, Sec. 3) for the ELBO's per-sample signals; Kool et al. (2019), "Buy 4 REINFORCE samples,
+    get a baseline for free!"."""
+
+    def forward(self, signal: torch.Tensor, x: torch.Tensor):
+        if signal.dim() < 2 or signal.shape[0] < 2:
+            raise ValueError("the leave-one-out baseline needs at least 2 draws per example: set train.k >= 2")
+        s = signal.shape[0]
+        return signal - (signal.sum(0, keepdim=True) - signal) / (s - 1), None
+
+
 class ScoreFunction(nn.Module):
     """REINFORCE: ``surrogate = f(z) + stop_grad(f(z) - b) * log q(z|x)``, ``z ~ q`` not differentiated.
 
     The gradient of the surrogate is ``grad f(z)`` (the decoder's own parameters) plus
     ``(f(z) - b) grad log q(z|x)`` (the encoder's), an unbiased estimator of ``grad E_q[f]`` for any
-    ``b`` independent of z.
+    ``b`` independent of z. With ``samples = S > 1`` it averages ``S`` such terms from independent draws
+    (``value`` and ``surrogate`` are their means, ``z`` has shape ``(S, B, ...)``), which a
+    :class:`LeaveOneOutBaseline` needs.
     """
 
     def __init__(self, baseline: nn.Module | None = None):
         super().__init__()
         self.baseline = baseline
 
-    def forward(self, q: Distribution, f: Fn, x: torch.Tensor) -> Estimate:
-        z = q.sample()
+    def forward(self, q: Distribution, f: Fn, x: torch.Tensor, samples: int = 1) -> Estimate:
+        z = q.sample((samples,)) if samples > 1 else q.sample()
         value = f(z)
         aux = None
         if self.baseline is None:
@@ -145,6 +163,9 @@ class ScoreFunction(nn.Module):
         scale = getattr(self.baseline, "encoder_scale", lambda: None)()
         if scale is not None and torch.is_grad_enabled():
             _scale_gradients(q, 1.0 / scale.detach())
+        if samples > 1:
+            value, surrogate = value.mean(0), surrogate.mean(0)
+            aux = None if aux is None else aux.mean(0)
         return Estimate(value, surrogate, z, aux)
 
 
@@ -288,5 +309,5 @@ def build_estimator(config, data_dim: int) -> nn.Module | None:
 
 
 def _baseline(name: str, data_dim: int) -> nn.Module | None:
-    return {"none": lambda: None, "moving-average": MovingAverageBaseline,
+    return {"none": lambda: None, "moving-average": MovingAverageBaseline, "loo": LeaveOneOutBaseline,
             "nvil": lambda: NVILBaseline(data_dim)}[name]()
