@@ -150,6 +150,35 @@ def test_m2_configuration_errors_name_the_fix(overrides, message):
         load_recipe(None, overrides)
 
 
+def test_m1_plus_m2_can_pass_on_only_the_active_dimensions_of_m1(tmp_path, tiny_images):
+    from vaekit.evaluate import active_units
+    from vaekit.runs import eval_inputs
+    from vaekit.semi_supervised import latent_features
+
+    m1 = load_recipe(None, ["model.hidden=16", "model.latent=4", "train.epochs=20", "train.batch_size=32",
+                            "train.lr=1e-2"])
+    train(m1, tmp_path / "m1", data=tiny_images, progress=False)
+    state = checkpoint.load(tmp_path / "m1")
+    # make z_2 and z_3 inactive: the encoder's last layer puts out the 4 means first; with zero weights
+    # their posterior means no longer depend on x
+    last = [key for key in state["model"] if key.startswith("encoder") and key.endswith("weight")][-1]
+    state["model"][last][2:4] = 0.0
+    checkpoint.save_atomic(state, tmp_path / "m1" / checkpoint.CHECKPOINT_NAME)
+    base = M2_TINY + ["train.epochs=2", f"data.features={tmp_path / 'm1'}", "model.likelihood=gaussian"]
+    every = latent_features(load_recipe(None, base), tiny_images)
+    active = latent_features(load_recipe(None, base + ["data.features_active_only=true"]), tiny_images)
+    x = eval_inputs(m1, tiny_images, "train")
+    count, _ = active_units(every.model, x)
+    assert every.dim == 4 and active.dim == count <= 2
+    assert torch.equal(active.mean(x), every.mean(x)[:, active.keep]) and set(active.keep.tolist()) <= {0, 1}
+    assert active.sample(x[:5]).shape == (5, active.dim)
+    result = train(load_recipe(None, base + ["data.features_active_only=true"]), tmp_path / "m1m2",
+                   data=tiny_images, progress=False)
+    assert result.finished and checkpoint.load(tmp_path / "m1m2")["shape"] == [1, 1, active.dim]
+    with pytest.raises(ConfigError, match="set data.features"):
+        load_recipe(None, M2_TINY + ["data.features_active_only=true"])
+
+
 def test_m1_plus_m2_trains_on_the_codes_of_a_trained_vae(tmp_path, tiny_images, capsys):
     m1 = load_recipe(None, ["model.hidden=16", "model.latent=4", "train.epochs=20", "train.batch_size=32",
                             "train.lr=1e-2"])  # codes that carry the blob's position above the posterior noise

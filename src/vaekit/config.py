@@ -39,6 +39,7 @@ class DataConfig:
     quadrants: int = 0               # cvae / cvae-nn: MNIST quadrant completion with 1, 2 or 3 quadrants given
                                      # (Sohn et al. 2015; 1 = bottom-left, 2 = left half, 3 = all but top-right)
     features: str = ""               # m2: a trained Gaussian VAE run (M1) whose q(z1|x) replaces the images
+    features_active_only: bool = False  # ... passing on only M1's active dimensions (posterior-mean sd > 0.1)
                                      # (the stacked M1+M2 of Kingma et al. 2014)
 
     @property
@@ -182,9 +183,12 @@ class RunConfig:
                                   "is summed out: auto (= exact), exact, gumbel, st-gumbel or score")
             if self.model.latent_type != "gaussian":
                 raise ConfigError("m2 has a Gaussian z beside the discrete label: set model.latent_type = 'gaussian'")
-        elif self.data.labelled or self.data.features:
+        elif self.data.labelled or self.data.features or self.data.features_active_only:
             raise ConfigError("data.labelled and data.features are for semi-supervised training: set "
                               "model.arch = 'm2'")
+        if self.data.features_active_only and not self.data.features:
+            raise ConfigError("data.features_active_only selects dimensions of M1's codes: set data.features "
+                              "to the M1 run")
         if self.data.features and self.model.likelihood == "bernoulli":
             raise ConfigError("M2 on M1 features models real-valued codes: set model.likelihood = 'gaussian' "
                               "(or auto)")

@@ -138,12 +138,12 @@ class SemiSupervised(Family):
     plots = ("samples", "analogies", "curves")
 
     def feed(self, config, data, dist):
-        features = self._features(config)  # M1+M2: the trained M1, loaded once
+        features = self._features(config, data)  # M1+M2: the trained M1, loaded once
         val_x = runs.eval_inputs(config, data, "val")
         return feeds.SemiSupervisedFeed(config, data, dist, val_x if features is None else features.mean(val_x),
                                         features)
 
-    def _features(self, config):
+    def _features(self, config, data=None):
         return None
 
     def estimator(self, config, spec):
@@ -181,10 +181,10 @@ class StackedSemiSupervised(SemiSupervised):
     plots = ("curves",)
 
     def spec(self, config, data):
-        return {"shape": [1, 1, self._features(config).dim], "likelihood": "gaussian"}
+        return {"shape": [1, 1, self._features(config, data).dim], "likelihood": "gaussian"}
 
-    def _features(self, config):
-        return semi_supervised.LatentFeatures(config.data.features)
+    def _features(self, config, data=None):
+        return semi_supervised.latent_features(config, data)
 
     def draw(self, run_dir, config, model, spec, out, n, seed):
         raise _no_pictures(run_dir, config, "sample")

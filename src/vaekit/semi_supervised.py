@@ -139,9 +139,16 @@ def evaluate_m2(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 
 class LatentFeatures:
     """M1 of Kingma et al. (2014), Sec. 3.1.1: a trained Gaussian VAE whose posterior ``q(z1|x)`` replaces the
     images for M2 (the stacked "M1+M2"). Training batches draw ``z1 ~ q(z1|x)`` afresh; evaluation uses the
-    posterior mean. ``run_dir`` is an ordinary vaekit run of a Gaussian VAE on the same images."""
+    posterior mean. ``run_dir`` is an ordinary vaekit run of a Gaussian VAE on the same images.
 
-    def __init__(self, run_dir: str):
+    With ``reference`` images given, only M1's active dimensions are kept: those whose posterior mean varies
+    over ``reference`` with variance above :data:`vaekit.evaluate.ACTIVE_UNIT_THRESHOLD` (0.01, i.e. a standard
+    deviation above 0.1, as the code released with Kingma et al. selects them). An inactive dimension has
+    ``q(z1_j|x) ~= N(0, 1)`` for every image, so a sampled feature there is pure noise to M2 and its classifier.
+    """
+
+    def __init__(self, run_dir: str, reference: torch.Tensor | None = None):
+        from .evaluate import ACTIVE_UNIT_THRESHOLD, active_units
         from .models import VAE
         from .runs import load_model
 
@@ -154,15 +161,43 @@ class LatentFeatures:
             raise ConfigError(f"data.features = {run_dir!r} is not a Gaussian VAE run (M1 must have a Gaussian z)")
         for p in model.parameters():
             p.requires_grad_(False)
-        self.model, self.dim = model, model.latent_dim
+        self.model = model
+        self.keep = None  # indices of the dimensions passed on (None: all)
+        if reference is not None:
+            with torch.no_grad():
+                _, variances = active_units(model, reference)
+            self.keep = torch.nonzero(variances > ACTIVE_UNIT_THRESHOLD).squeeze(1)
+            if len(self.keep) == 0:
+                raise ConfigError(f"data.features = {run_dir!r}: M1 has no active latent dimension to pass on; "
+                                  "train M1 longer or set data.features_active_only = false")
+        self.dim = model.latent_dim if self.keep is None else len(self.keep)
+
+    def _select(self, z: torch.Tensor) -> torch.Tensor:
+        return z if self.keep is None else z.index_select(-1, self.keep)
 
     @torch.no_grad()
     def sample(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(x).sample()
+        return self._select(self.model.encode(x).sample())
 
     @torch.no_grad()
     def mean(self, x: torch.Tensor, batch_size: int = 5000) -> torch.Tensor:
-        return torch.cat([self.model.encode(x[i:i + batch_size]).mean for i in range(0, len(x), batch_size)])
+        return torch.cat([self._select(self.model.encode(x[i:i + batch_size]).mean)
+                          for i in range(0, len(x), batch_size)])
+
+
+ACTIVE_REFERENCE_IMAGES = 5000  # training images over which M1's active dimensions are counted
+
+
+def latent_features(config, data=None) -> LatentFeatures:
+    """The M1 of ``config.data.features``, keeping only its active dimensions when
+    ``config.data.features_active_only`` (counted on the first training images, binarised with a fixed seed)."""
+    from .runs import eval_inputs, load_data
+
+    reference = None
+    if config.data.features_active_only:
+        data = data if data is not None else load_data(config.data)
+        reference = eval_inputs(config, data, "train")[:ACTIVE_REFERENCE_IMAGES]
+    return LatentFeatures(config.data.features, reference)
 
 
 def m2_inputs(config, data, split: str) -> torch.Tensor:
@@ -170,4 +205,4 @@ def m2_inputs(config, data, split: str) -> torch.Tensor:
     from .runs import eval_inputs
 
     x = eval_inputs(config, data, split)
-    return LatentFeatures(config.data.features).mean(x) if config.data.features else x
+    return latent_features(config, data).mean(x) if config.data.features else x
