@@ -5,6 +5,7 @@
     python benchmarks/mnist_ssl.py --labels 100 --seeds 0 --estimator score   # score function (NVIL baseline)
     python benchmarks/mnist_ssl.py --labels 100 --seeds 0 1 2 --model m1m2      # M2 on the codes of M1
     python benchmarks/mnist_ssl.py --labels 100 --seeds 0 1 2 --model m1m2 --active-only  # on M1's active dims
+    python benchmarks/mnist_ssl.py --labels 100 --seeds 0 1 2 --weighting paper  # eq. 9's weights, not upweighted
 
 Every run is ``recipes/kingma_m2.toml`` with ``data.labelled``, ``data.label_seed`` (which balanced subset of
 labelled images) and ``train.estimator`` set; it lives in ``runs/ssl/<labels>_<estimator>_seed<k>/`` and resumes
@@ -13,7 +14,8 @@ recipe's constant learning rate starts from a copy of the default-length run whe
 seeds that have finished, spread in the notes) and one row per seed; for ``--model m1m2``, M1
 (``recipes/kingma_m1.toml``, trained once without labels in ``runs/ssl/m1/``) comes first and the figures are
 ``mnist_ssl_m1m2_<labels>...``; ``--active-only`` (``data.features_active_only``: M2 sees only the dimensions of M1
-that are active, as the code released with the paper selects them) names runs and figures ``..._au...``.
+that are active, as the code released with the paper selects them) names runs and figures ``..._au...``, and
+``--weighting paper`` (``train.ssl_weighting``: labelled terms weighted as in eq. 9) ``..._paperw...``.
 """
 
 from __future__ import annotations
@@ -51,9 +53,10 @@ def train_m1() -> Path:
 
 
 def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None, classifier_weight: float = 0.0,
-             precision: str = "", active_only: bool = False) -> dict:
+             precision: str = "", active_only: bool = False, weighting: str = "upweighted") -> dict:
     kind = "m2" if m1 is None else "m1m2"
     weight = (f"_cw{classifier_weight:g}" if classifier_weight else "") + ("_au" if active_only else "")
+    weight += "_paperw" if weighting == "paper" else ""
     length = f"_e{epochs}" if epochs else ""
     overrides = [f"data.labelled={labels}", f"data.label_seed={seed}", f"train.seed={seed}", *ESTIMATORS[estimator],
                  f"name={kind}_{labels}_{estimator}{weight}{length}_seed{seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
@@ -65,6 +68,7 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
         overrides.append(f"train.classifier_weight={classifier_weight}")
     if precision:
         overrides.append(f"train.precision={precision}")
+    overrides.append(f"train.ssl_weighting={weighting}")
     config = load_recipe(RECIPE, overrides)
     runs = ROOT / "runs" / "ssl"
     base = f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{weight}"
@@ -94,6 +98,8 @@ def main() -> None:
                              "and metric names (..._cw<alpha>_...)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="",
                         help="train.precision for the epochs trained by this command (a run may switch on resume)")
+    parser.add_argument("--weighting", choices=("upweighted", "paper"), default="upweighted",
+                        help="train.ssl_weighting (paper: runs and metric names ..._paperw...)")
     parser.add_argument("--active-only", action="store_true",
                         help="m1m2: M2 sees only M1's active dimensions (runs and metric names ..._au...)")
     args = parser.parse_args()
@@ -101,18 +107,20 @@ def main() -> None:
         parser.error("--active-only selects dimensions of M1's codes: use it with --model m1m2")
     tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}")
            + (f"_cw{args.classifier_weight:g}" if args.classifier_weight else "")
-           + ("_au" if args.active_only else "") + (f"_e{args.epochs}" if args.epochs else ""))
+           + ("_au" if args.active_only else "") + ("_paperw" if args.weighting == "paper" else "")
+           + (f"_e{args.epochs}" if args.epochs else ""))
     command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
                f"{args.estimator} --seeds " + " ".join(map(str, args.seeds))
                + (f" --epochs {args.epochs}" if args.epochs else "")
                + (f" --classifier-weight {args.classifier_weight:g}" if args.classifier_weight else "")
                + (f" --precision {args.precision}" if args.precision else "")
-               + (" --active-only" if args.active_only else ""))
+               + (" --active-only" if args.active_only else "")
+               + (" --weighting paper" if args.weighting == "paper" else ""))
     m1 = train_m1() if args.model == "m1m2" else None
     errors = []
     for seed in args.seeds:
         report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, args.classifier_weight, args.precision,
-                          args.active_only)
+                          args.active_only, args.weighting)
         errors.append(report["error_pct"])
         record(SCRIPT, f"mnist_ssl_{tag}_seed{seed}_error_pct", report["error_pct"], "%", command,
                f"label draw {seed}; {report['epochs']} epochs, {report['train_seconds'] / 3600:.2f} h; "

@@ -93,6 +93,22 @@ def test_each_half_of_a_batch_uses_its_own_terms():
     no_labels = LabelledBatch(x[:2], x[:0], labels[:0])
     torch.manual_seed(1)
     assert torch.allclose(semi_supervised_loss(model, no_labels, Enumerate(), 5.0).loss, -u.bound)
+    # the paper's weighting scales the whole labelled part (L and the cross-entropy) by w = N_l / N_u
+    torch.manual_seed(1)
+    weighted = semi_supervised_loss(model, LabelledBatch(x[:2], x[2:], labels, 0.25), Enumerate(), 2.0).loss
+    assert torch.allclose(weighted, -u.bound + 0.25 * (b + u.bound))
+
+
+def test_the_paper_weighting_gives_each_labelled_example_the_weight_of_one_unlabelled_one(tiny_images):
+    from vaekit.distributed import Dist
+    from vaekit.feeds import SemiSupervisedFeed
+    from vaekit.runs import eval_inputs
+
+    for weighting, expected in (("upweighted", 1.0), ("paper", 8 / (len(tiny_images.train) - 8))):
+        config = load_recipe(None, M2_TINY + [f"train.ssl_weighting={weighting}"])
+        feed = SemiSupervisedFeed(config, tiny_images, Dist(), eval_inputs(config, tiny_images, "val"))
+        batch, _ = feed.batch(feed.plan(torch.Generator().manual_seed(0)), 0, torch.Generator().manual_seed(0))
+        assert batch.labelled_weight == pytest.approx(expected)
 
 
 def test_labelled_draws_are_balanced_seeded_and_checked():

@@ -103,6 +103,8 @@ class TrainConfig:
     classifier_weight: float = 0.0   # m2: alpha on the labelled cross-entropy (0 = the paper's 0.1 N, per
                                      # labelled example 0.1 N / N_labelled; Kingma et al. 2014, eq. 9)
     labelled_batch: int = 100        # m2: labelled images beside each batch of unlabelled ones
+    ssl_weighting: str = "upweighted"  # m2: upweighted (a labelled example weighs N_u / N_l unlabelled ones) |
+                                     # paper (each weighs one, Kingma et al. eq. 9; see vaekit.semi_supervised)
     epochs: int = 10                 # passes over the training set
     batch_size: int = 128            # examples per step
     lr: float = 1e-3                 # Adam learning rate (the peak, under a schedule)
@@ -162,6 +164,7 @@ class RunConfig:
                              ("train.objective", self.train.objective), ("train.lr_schedule", self.train.lr_schedule),
                              ("model.latent_type", self.model.latent_type), ("train.estimator", self.train.estimator),
                              ("train.baseline", self.train.baseline), ("train.kl_schedule", self.train.kl_schedule),
+                             ("train.ssl_weighting", self.train.ssl_weighting),
                              ("train.precision", self.train.precision), ("eval.split", self.eval.split)):
             if value not in CHOICES[where]:
                 raise ConfigError(f"{where} = {value!r}: choose one of {', '.join(CHOICES[where])}")
@@ -274,6 +277,7 @@ CHOICES = {
     "model.latent_type": ("gaussian", "categorical", "bernoulli"),
     "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
     "train.baseline": ("none", "moving-average", "nvil", "loo"),
+    "train.ssl_weighting": ("upweighted", "paper"),
     "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
     "train.objective": ("elbo", "iwae", "mle", "wake-sleep", "rws", "gsnn", "hybrid"),
     "train.lr_schedule": ("constant", "cosine", "burda"),

@@ -90,6 +90,10 @@ class SemiSupervisedFeed(ImageFeed):
         self.n_total = len(data.train)
         # alpha of the classification term (Kingma et al. 2014, Eq. 9) unless train.classifier_weight sets it
         self.default_classifier_weight = default_classifier_weight(self.n_total, config.data.labelled)
+        # paper: each labelled example weighs one unlabelled one (w = N_l / N_u); upweighted: w = 1
+        n_labelled = config.data.labelled
+        self.labelled_weight = (n_labelled / (self.n_total - n_labelled)
+                                if config.train.ssl_weighting == "paper" else 1.0)
         unlabelled = ImageData(**{**data.__dict__, "train": data.train[~is_labelled], "train_labels": None})
         super().__init__(config, unlabelled, dist, val_x)
         self.val_labels = data.val_labels
@@ -102,7 +106,7 @@ class SemiSupervisedFeed(ImageFeed):
         labelled = binarize(raw, self.data.max_value, noise) if self.binarise else raw.float().div_(self.data.max_value)
         if self.features is not None:
             x, labelled = self.features.sample(x), self.features.sample(labelled)
-        return LabelledBatch(x, labelled, self.labelled_y[pick]), b
+        return LabelledBatch(x, labelled, self.labelled_y[pick], self.labelled_weight), b
 
     def validation_error(self, model) -> float:
         """Percentage of validation images the classifier q(y|x) gets wrong."""

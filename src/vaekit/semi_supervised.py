@@ -12,14 +12,19 @@ The expectation over ``y`` is the job of a gradient estimator from :mod:`vaekit.
 enumeration over the C classes (the paper's choice), Gumbel-softmax (Jang et al. 2017, Sec. 4.3) or the
 score function with a baseline. ``z`` is always reparameterised.
 
-The training loss (eq. 9) adds the classifier's cross-entropy on labelled data with weight alpha:
+The training loss (eq. 9) adds the classifier's cross-entropy on labelled data with weight alpha. Each step
+sees a batch of labelled images beside the unlabelled one, and the loss is
 
-    loss = mean_u[-U(x)] + mean_l[-L(x, y)] + alpha * mean_l[-log q(y|x)].
+    loss = mean_u[-U(x)] + w * (mean_l[-L(x, y)] + alpha * mean_l[-log q(y|x)]).
 
-The paper sums ``L`` and ``U`` over all N points and uses ``alpha = 0.1 N`` on the labelled mean; here
-labelled examples are up-weighted by ``N / N_l`` (each step sees a labelled batch beside the unlabelled one,
-as the authors' code does), which scales the paper's alpha to ``0.1 N / N_l`` per labelled example
-(:func:`default_classifier_weight`).
+The paper sums ``L`` and ``U`` over all N points and puts ``alpha = 0.1 N`` on the labelled mean. Two weightings
+(``train.ssl_weighting``):
+
+* ``upweighted`` (vaekit's default): ``w = 1`` and ``alpha = 0.1 N / N_l`` (:func:`default_classifier_weight`), so a
+  labelled example weighs ``N_u / N_l`` unlabelled ones, in ``L`` and in the cross-entropy alike;
+* ``paper``: ``w = N_l / N_u``, the paper's eq. 9 divided by ``N_u`` (each labelled example weighs one unlabelled
+  one; the cross-entropy weighs ``0.1 N / N_u`` ~ 0.1 on the labelled mean), as in the code released with it,
+  whose steps hold one labelled image beside 500 unlabelled ones.
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ from .objectives import Terms
 
 @dataclass
 class LabelledBatch:
-    """One step of semi-supervised training: unlabelled images ``(B_u, D)``, labelled ``(B_l, D)`` and their
-    classes ``(B_l,)`` int64."""
+    """One step of semi-supervised training: unlabelled images ``(B_u, D)``, labelled ``(B_l, D)``, their
+    classes ``(B_l,)`` int64, and the weight ``w`` of the labelled terms against the unlabelled mean."""
 
     unlabelled: torch.Tensor
     labelled: torch.Tensor
     labels: torch.Tensor
+    labelled_weight: float = 1.0
 
     def __len__(self) -> int:
         return len(self.unlabelled)
@@ -82,15 +88,16 @@ def unlabelled_bound(model, x: torch.Tensor, estimator) -> Terms:
 
 
 def semi_supervised_loss(model, batch: LabelledBatch, estimator, classifier_weight: float) -> Terms:
-    """Kingma et al. (2014) eq. 9 for one step: per-unlabelled-example terms whose batch mean is the loss
-    (the labelled part, a scalar, is spread evenly over them). ``bound`` and ``kl`` are the unlabelled ones."""
+    """Kingma et al. (2014) eq. 9 for one step (weighted as the module docstring says): per-unlabelled-example
+    terms whose batch mean is the loss (the labelled part, a scalar, is spread evenly over them). ``bound`` and
+    ``kl`` are the unlabelled ones."""
     terms = unlabelled_bound(model, batch.unlabelled, estimator)
     labelled_loss = torch.zeros((), dtype=terms.loss.dtype)
     if len(batch.labels):
         y = F.one_hot(batch.labels, model.classes).to(batch.labelled.dtype)
         labelled = labelled_bound(model, batch.labelled, y)
         cross_entropy = F.cross_entropy(model.encode_y(batch.labelled).logits, batch.labels)
-        labelled_loss = labelled.loss.mean() + classifier_weight * cross_entropy
+        labelled_loss = batch.labelled_weight * (labelled.loss.mean() + classifier_weight * cross_entropy)
     return Terms(loss=terms.loss + labelled_loss, bound=terms.bound, log_px_z=terms.log_px_z, kl=terms.kl)
 
 
