@@ -4,6 +4,7 @@
     python benchmarks/ptb_table.py --variant lm          # one row at a time (about an hour of training each
     python benchmarks/ptb_table.py --variant vae         # on two cores, plus the K = 500 evaluation)
     python benchmarks/ptb_table.py --variant all
+    python benchmarks/ptb_table.py --variant lm --recipe recipes/ptb_vae_large.toml   # a larger model's rows
 
 Every variant is ``recipes/ptb_vae.toml`` with the overrides in ``VARIANTS``, so the rows differ in the
 training policy alone. A run lives in ``runs/ptb_table/<variant>/`` and is resumed exactly when the
@@ -13,6 +14,9 @@ Figures: ``ptb_<variant>_test_{nll,ppl,kl,mi,active_units,train_hours}`` (NLL an
 stands: annealing + word dropout) is thereby the issue's ``ptb_vae_*``; with K = 500 and the ``lm`` row
 present, ``ptb_vae_minus_lm_test_nll`` is written too. ``vae_anneal_freebits`` is not a row of the cumulative
 table: it keeps z in use by free bits alone, without the word dropout that weakens the decoder's likelihood.
+
+``--recipe`` runs the same variants on another sentence-VAE recipe named ``ptb_vae_<tag>`` (e.g.
+``recipes/ptb_vae_large.toml``): runs in ``runs/ptb_table/<tag>/<variant>/``, figures ``ptb_<tag>_<variant>_*``.
 """
 
 from __future__ import annotations
@@ -45,15 +49,25 @@ VARIANTS = {
 }
 
 
-def run_variant(name: str, k: int, threads: int) -> dict:
-    config = load_recipe(RECIPE, [*VARIANTS[name], f"name=ptb_{name}"]
-                         + ([f"train.threads={threads}"] if threads else []))
-    run_dir = ROOT / "runs" / "ptb_table" / name
+def recipe_tag(recipe: Path) -> str:
+    """'' for the default recipe, ``<tag>`` for ``ptb_vae_<tag>.toml``."""
+    if recipe.resolve() == RECIPE.resolve():
+        return ""
+    if not recipe.stem.startswith("ptb_vae_"):
+        raise SystemExit(f"--recipe {recipe}: name it ptb_vae_<tag>.toml, so that its runs and figures are told apart")
+    return recipe.stem.removeprefix("ptb_vae_")
+
+
+def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE) -> dict:
+    tag = recipe_tag(recipe)
+    prefix = f"ptb_{tag}_{name}" if tag else f"ptb_{name}"
+    config = load_recipe(recipe, [*VARIANTS[name], f"name={prefix}"] + ([f"train.threads={threads}"] if threads else []))
+    run_dir = ROOT / "runs" / "ptb_table" / tag / name if tag else ROOT / "runs" / "ptb_table" / name
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)  # checkpoint written: repeat the command to continue
     report = evaluate_run(run_dir, k=k, split="test")
-    command = f"python benchmarks/ptb_table.py --variant {name}"
+    command = f"python benchmarks/ptb_table.py --variant {name}" + (f" --recipe {recipe.relative_to(ROOT)}" if tag else "")
     status = "finished" if report["finished"] else "NOT finished"
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}); {report['n']} test sentences, "
              f"{report['tokens']} tokens (words + </s>); overrides {VARIANTS[name] or 'none'}")
@@ -68,7 +82,7 @@ def run_variant(name: str, k: int, threads: int) -> dict:
     trained_threads = checkpoint.load(run_dir)["config"]["train"]["threads"] or "default"
     figures["train_hours"] = (report["train_seconds"] / 3600, "hours", f"trained with {trained_threads} thread(s)")
     for key, (value, unit, extra) in figures.items():
-        record(SCRIPT, f"ptb_{name}_{key}", value, unit, command, f"{extra + '; ' if extra else ''}{notes}")
+        record(SCRIPT, f"{prefix}_{key}", value, unit, command, f"{extra + '; ' if extra else ''}{notes}")
     return report
 
 
@@ -77,9 +91,11 @@ def main() -> None:
     parser.add_argument("--variant", required=True, choices=[*VARIANTS, "all"])
     parser.add_argument("--k", type=int, default=500)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="a ptb_vae_<tag>.toml recipe (default: ptb_vae)")
     args = parser.parse_args()
+    recipe = args.recipe.resolve()
     for name in (VARIANTS if args.variant == "all" else [args.variant]):
-        run_variant(name, args.k, args.threads)
+        run_variant(name, args.k, args.threads, recipe)
     recorded = {r["metric"]: r for r in json.loads((RESULTS / f"{SCRIPT}.json").read_text())}
     if "ptb_vae_test_nll" in recorded and "ptb_lm_test_nll" in recorded:
         difference = recorded["ptb_vae_test_nll"]["value"] - recorded["ptb_lm_test_nll"]["value"]
