@@ -15,7 +15,8 @@ seeds that have finished, spread in the notes) and one row per seed; for ``--mod
 (``recipes/kingma_m1.toml``, trained once without labels in ``runs/ssl/m1/``) comes first and the figures are
 ``mnist_ssl_m1m2_<labels>...``; ``--active-only`` (``data.features_active_only``: M2 sees only the dimensions of M1
 that are active, as the code released with the paper selects them) names runs and figures ``..._au...``, and
-``--weighting paper`` (``train.ssl_weighting``: labelled terms weighted as in eq. 9) ``..._paperw...``.
+``--weighting paper`` (``train.ssl_weighting``: labelled terms weighted as in eq. 9) ``..._paperw...``, and
+``--m1-epochs N`` (M1 trained longer, in ``runs/ssl/m1_e<N>/``) ``..._m1e<N>...``.
 """
 
 from __future__ import annotations
@@ -42,21 +43,33 @@ ESTIMATORS = {"exact": ["train.estimator=exact"], "gumbel": ["train.estimator=gu
               "score": ["train.estimator=score", "train.baseline=nvil"]}
 
 
-def train_m1() -> Path:
-    """M1 (once, shared by every label draw): a Gaussian VAE on all training images, no labels."""
-    run_dir = ROOT / "runs" / "ssl" / "m1"
-    result = train(load_recipe(ROOT / "recipes" / "kingma_m1.toml"), run_dir,
-                   resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
+def continue_from_shorter(shorter: Path, run_dir: Path, config, epochs: int) -> None:
+    """With a constant learning rate the first epochs of a longer run are the shorter run's, exactly: start
+    ``run_dir`` from a copy of ``shorter`` instead of training them again."""
+    if (epochs and not run_dir.exists() and (shorter / checkpoint.CHECKPOINT_NAME).exists()
+            and config.train.lr_schedule == "constant" and checkpoint.load(shorter)["epoch"] <= epochs):
+        shutil.copytree(shorter, run_dir)
+
+
+def train_m1(epochs: int = 0, precision: str = "") -> Path:
+    """M1 (once, shared by every label draw): a Gaussian VAE on all training images, no labels; ``epochs``
+    (0: the recipe's) names the run ``m1_e<N>``, continued from the recipe-length run."""
+    config = load_recipe(ROOT / "recipes" / "kingma_m1.toml", ([f"train.epochs={epochs}"] if epochs else [])
+                         + ([f"train.precision={precision}"] if precision else []))
+    run_dir = ROOT / "runs" / "ssl" / (f"m1_e{epochs}" if epochs else "m1")
+    continue_from_shorter(ROOT / "runs" / "ssl" / "m1", run_dir, config, epochs)
+    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)
     return run_dir
 
 
 def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None, classifier_weight: float = 0.0,
-             precision: str = "", active_only: bool = False, weighting: str = "upweighted") -> dict:
+             precision: str = "", active_only: bool = False, weighting: str = "upweighted",
+             m1_tag: str = "") -> dict:
     kind = "m2" if m1 is None else "m1m2"
     weight = (f"_cw{classifier_weight:g}" if classifier_weight else "") + ("_au" if active_only else "")
-    weight += "_paperw" if weighting == "paper" else ""
+    weight += ("_paperw" if weighting == "paper" else "") + m1_tag
     length = f"_e{epochs}" if epochs else ""
     overrides = [f"data.labelled={labels}", f"data.label_seed={seed}", f"train.seed={seed}", *ESTIMATORS[estimator],
                  f"name={kind}_{labels}_{estimator}{weight}{length}_seed{seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
@@ -73,13 +86,7 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
     runs = ROOT / "runs" / "ssl"
     base = f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{weight}"
     run_dir = runs / f"{base}{length}_seed{seed}"
-    shorter = runs / f"{base}_seed{seed}"
-    if (length and not run_dir.exists() and (shorter / checkpoint.CHECKPOINT_NAME).exists()
-            and config.train.lr_schedule == "constant"
-            and checkpoint.load(shorter)["epoch"] <= epochs):
-        # with a constant learning rate the first epochs of a longer run are the shorter run's, exactly:
-        # continue from a copy of it instead of training them again
-        shutil.copytree(shorter, run_dir)
+    continue_from_shorter(runs / f"{base}_seed{seed}", run_dir, config, epochs)
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)  # checkpoint written: repeat the command to continue
@@ -100,14 +107,17 @@ def main() -> None:
                         help="train.precision for the epochs trained by this command (a run may switch on resume)")
     parser.add_argument("--weighting", choices=("upweighted", "paper"), default="upweighted",
                         help="train.ssl_weighting (paper: runs and metric names ..._paperw...)")
+    parser.add_argument("--m1-epochs", type=int, default=0,
+                        help="m1m2: train M1 this long (0: its recipe's), continuing runs/ssl/m1 (names ..._m1e<N>...)")
     parser.add_argument("--active-only", action="store_true",
                         help="m1m2: M2 sees only M1's active dimensions (runs and metric names ..._au...)")
     args = parser.parse_args()
-    if args.active_only and args.model != "m1m2":
-        parser.error("--active-only selects dimensions of M1's codes: use it with --model m1m2")
+    if (args.active_only or args.m1_epochs) and args.model != "m1m2":
+        parser.error("--active-only and --m1-epochs are about M1: use them with --model m1m2")
+    m1_tag = f"_m1e{args.m1_epochs}" if args.m1_epochs else ""
     tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}")
            + (f"_cw{args.classifier_weight:g}" if args.classifier_weight else "")
-           + ("_au" if args.active_only else "") + ("_paperw" if args.weighting == "paper" else "")
+           + ("_au" if args.active_only else "") + ("_paperw" if args.weighting == "paper" else "") + m1_tag
            + (f"_e{args.epochs}" if args.epochs else ""))
     command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
                f"{args.estimator} --seeds " + " ".join(map(str, args.seeds))
@@ -115,12 +125,13 @@ def main() -> None:
                + (f" --classifier-weight {args.classifier_weight:g}" if args.classifier_weight else "")
                + (f" --precision {args.precision}" if args.precision else "")
                + (" --active-only" if args.active_only else "")
-               + (" --weighting paper" if args.weighting == "paper" else ""))
-    m1 = train_m1() if args.model == "m1m2" else None
+               + (" --weighting paper" if args.weighting == "paper" else "")
+               + (f" --m1-epochs {args.m1_epochs}" if args.m1_epochs else ""))
+    m1 = train_m1(args.m1_epochs, args.precision) if args.model == "m1m2" else None
     errors = []
     for seed in args.seeds:
         report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, args.classifier_weight, args.precision,
-                          args.active_only, args.weighting)
+                          args.active_only, args.weighting, m1_tag)
         errors.append(report["error_pct"])
         record(SCRIPT, f"mnist_ssl_{tag}_seed{seed}_error_pct", report["error_pct"], "%", command,
                f"label draw {seed}; {report['epochs']} epochs, {report['train_seconds'] / 3600:.2f} h; "
