@@ -8,8 +8,9 @@ so the gradients are taken at a trained point, not at initialisation (see ``--st
 
 * a categorical VAE with 3 variables of 10 categories (1000 joint values): its exact gradient is
   enumerated, and every sampling estimator (score function without baseline, with a moving average,
-  with NVIL's learned baseline; Gumbel-softmax at three temperatures; straight-through Gumbel) is
-  compared with it;
+  with NVIL's learned baseline; Gumbel-softmax at three temperatures; straight-through Gumbel; and,
+  with 4 draws of z per image, the score function alone and with leave-one-out baselines) is compared
+  with it;
 * a Gaussian VAE with 10 latent dimensions: the score-function and pathwise gradients of the same
   ELBO, both unbiased, compared by their variance (the reference is the mean of the pathwise draws).
 
@@ -33,8 +34,8 @@ from common import ROOT, record  # noqa: E402
 
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.diagnostics import gradient_draws, summarise, warm_up_baseline  # noqa: E402
-from vaekit.estimators import (Enumerate, GumbelSoftmax, MovingAverageBaseline, NVILBaseline,  # noqa: E402
-                               Pathwise, ScoreFunction)
+from vaekit.estimators import (Enumerate, GumbelSoftmax, LeaveOneOutBaseline, MovingAverageBaseline,  # noqa: E402
+                               NVILBaseline, Pathwise, ScoreFunction)
 from vaekit.plots import estimator_variance  # noqa: E402
 from vaekit.runs import eval_inputs, load_data, load_model  # noqa: E402
 from vaekit.train import train  # noqa: E402
@@ -84,16 +85,19 @@ def main() -> None:
         warm_up_baseline(model, x, estimator)
     estimators = {"exact": Enumerate(), "sf": ScoreFunction(), "sf+moving-average": moving, "sf+nvil": nvil,
                   "gumbel t=0.1": GumbelSoftmax(0.1), "gumbel t=0.5": GumbelSoftmax(0.5),
-                  "gumbel t=1": GumbelSoftmax(1.0), "st-gumbel t=0.5": GumbelSoftmax(0.5, hard=True)}
+                  "gumbel t=1": GumbelSoftmax(1.0), "st-gumbel t=0.5": GumbelSoftmax(0.5, hard=True),
+                  "sf x4": ScoreFunction(), "sf+loo x4": ScoreFunction(LeaveOneOutBaseline())}
+    samples = {"sf x4": 4, "sf+loo x4": 4}  # draws of z per image within one gradient estimate
     rows = []
     for name, estimator in estimators.items():
-        draws = gradient_draws(model, x, estimator, params, 1 if name == "exact" else args.draws)
+        draws = gradient_draws(model, x, estimator, params, 1 if name == "exact" else args.draws,
+                               samples.get(name, 1))
         rows.append(summarise(name, draws, exact).as_dict())
     for r in rows:
         print(f"{r['name']:>18}  bias {r['bias']:.3f} (noise {r['bias_se']:.3f})  variance {r['variance']:.4g}"
               f"  snr {r['snr']:.3g}", file=sys.stderr)
         if r["name"] != "exact":
-            slug = r["name"].replace(" t=", "_t").replace("+", "_").replace("-", "_")
+            slug = r["name"].replace(" t=", "_t").replace(" x", "_x").replace("+", "_").replace("-", "_")
             notes = (f"categorical VAE 3 x 10, {args.batch} test images, {args.draws} draws, after {args.steps} "
                      f"training steps (entropy of q {entropy:.2f} nats); sampling noise alone gives bias ~ "
                      f"{r['bias_se']:.3f}")

@@ -41,8 +41,9 @@ class GradientStats:
 
 
 def gradient_draws(model, x: torch.Tensor, estimator: nn.Module | None, params: list[torch.Tensor],
-                   n: int) -> torch.Tensor:
-    """``n`` independent draws of ``grad_params`` of the batch-mean ELBO: shape ``(n, P)``.
+                   n: int, samples: int = 1) -> torch.Tensor:
+    """``n`` independent draws of ``grad_params`` of the batch-mean ELBO: shape ``(n, P)``; each draw averages
+    ``samples`` draws of z per example (a score function with the leave-one-out baseline needs at least 2).
 
     ``estimator=None`` uses the model's default (pathwise when ``q`` can ``rsample``). The estimator is
     put in eval mode, so running baselines stay fixed while drawing (each draw is then unbiased).
@@ -51,7 +52,7 @@ def gradient_draws(model, x: torch.Tensor, estimator: nn.Module | None, params: 
         estimator.eval()
     out = []
     for _ in range(n):
-        loss = elbo(model, x, estimator=estimator).loss.mean()
+        loss = elbo(model, x, estimator=estimator, samples=samples).loss.mean()
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         out.append(torch.cat([(-g if g is not None else torch.zeros_like(p)).flatten()
                               for g, p in zip(grads, params)]))
