@@ -59,6 +59,10 @@ class ModelConfig:
     categories: int = 10             # values of each categorical latent variable
     activation: str = "relu"         # relu | tanh | elu | gelu | softplus | leaky_relu
     likelihood: str = "auto"         # bernoulli | gaussian | auto (bernoulli for binary/binarised data)
+    init: str = "default"            # default (torch's) | glorot: every Linear layer's weights uniform with
+                                     # bound sqrt(6 / (n_in + n_out)), biases zero (Glorot & Bengio 2010)
+    output_bias: str = "default"     # default | data: a Bernoulli MLP decoder's output biases start at the
+                                     # logit of each pixel's mean over the training images (Burda et al. 2016)
     # sentence models (arch = lstm | lstm-lm; Bowman et al. 2016, Sec. 3): hidden[0] is the LSTM width
     embedding: int = 353             # word-embedding size (Bowman et al.: 353)
     bidirectional: bool = False      # bidirectional LSTM encoder
@@ -164,7 +168,8 @@ class RunConfig:
                              ("train.objective", self.train.objective), ("train.lr_schedule", self.train.lr_schedule),
                              ("model.latent_type", self.model.latent_type), ("train.estimator", self.train.estimator),
                              ("train.baseline", self.train.baseline), ("train.kl_schedule", self.train.kl_schedule),
-                             ("train.ssl_weighting", self.train.ssl_weighting),
+                             ("train.ssl_weighting", self.train.ssl_weighting), ("model.init", self.model.init),
+                             ("model.output_bias", self.model.output_bias),
                              ("train.precision", self.train.precision), ("eval.split", self.eval.split)):
             if value not in CHOICES[where]:
                 raise ConfigError(f"{where} = {value!r}: choose one of {', '.join(CHOICES[where])}")
@@ -201,6 +206,10 @@ class RunConfig:
                 and self.train.estimator in ("gumbel", "st-gumbel", "exact")):
             raise ConfigError(f"train.estimator = {self.train.estimator!r} needs a discrete latent: set "
                               "model.latent_type = 'categorical' or 'bernoulli'")
+        if self.model.output_bias == "data" and (self.model.arch != "mlp" or self.data.is_text
+                                                  or self.model.likelihood == "gaussian"):
+            raise ConfigError("model.output_bias = 'data' sets a Bernoulli MLP decoder's output biases: use it with "
+                              "model.arch = 'mlp' on binary or binarised images")
         if self.train.baseline == "loo" and (self.train.k < 2 or self.train.objective != "elbo"
                                              or self.train.estimator not in ("auto", "score")):
             raise ConfigError("train.baseline = 'loo' (leave-one-out) is a score-function baseline over several "
@@ -278,6 +287,8 @@ CHOICES = {
     "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
     "train.baseline": ("none", "moving-average", "nvil", "loo"),
     "train.ssl_weighting": ("upweighted", "paper"),
+    "model.init": ("default", "glorot"),
+    "model.output_bias": ("default", "data"),
     "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
     "train.objective": ("elbo", "iwae", "mle", "wake-sleep", "rws", "gsnn", "hybrid"),
     "train.lr_schedule": ("constant", "cosine", "burda"),

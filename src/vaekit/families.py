@@ -60,6 +60,13 @@ class Family:
     def build(self, config: RunConfig, spec: dict) -> torch.nn.Module:
         return models.build_model(config.model, tuple(spec["shape"]), spec["likelihood"])
 
+    def initialise(self, model: torch.nn.Module, config: RunConfig, data) -> None:
+        """What a fresh run's model takes from its training data before the first step (``model.output_bias``);
+        draws no random numbers, so a resumed run, which loads its weights, is unaffected."""
+        if config.model.output_bias == "data":
+            from .data import to_float
+            models.set_output_bias_to_data(model, to_float(data.train, data.max_value).flatten(1))
+
     def feed(self, config: RunConfig, data, dist):
         return feeds.ImageFeed(config, data, dist, runs.eval_inputs(config, data, "val"))
 

@@ -179,6 +179,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
 
     torch.manual_seed(t.seed)
     model = family.build(config, spec)
+    if saved is None:
+        family.initialise(model, config, data)
     estimator = family.estimator(config, spec)  # (a learned baseline draws its initial weights here)
     feed = family.feed(config, data, dist)
     classifier_weight = t.classifier_weight or getattr(feed, "default_classifier_weight", 0.0)

@@ -3,6 +3,7 @@
 from .m2 import M2
 from .ppca import PPCA
 from .sentence_vae import SentenceBatch, SentenceVAE, SentenceVAEConfig
-from .vae import VAE, build_model
+from .vae import VAE, build_model, glorot_, set_output_bias_to_data
 
-__all__ = ["M2", "PPCA", "SentenceBatch", "SentenceVAE", "SentenceVAEConfig", "VAE", "build_model"]
+__all__ = ["M2", "PPCA", "SentenceBatch", "SentenceVAE", "SentenceVAEConfig", "VAE", "build_model", "glorot_",
+           "set_output_bias_to_data"]
