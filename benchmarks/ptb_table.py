@@ -37,12 +37,12 @@ from vaekit.train import train  # noqa: E402
 SCRIPT = "ptb_table"
 RECIPE = ROOT / "recipes" / "ptb_vae.toml"
 ISSUE_K = 500  # importance samples of the issue's ptb_vae_test_nll
-PLAIN = ["train.kl_schedule=none", "train.word_dropout=0"]
+PLAIN = ["train.kl_schedule=none", "train.word_dropout=0", "train.free_bits=0"]
 VARIANTS = {
     "lm": ["model.arch=lstm-lm", "train.objective=mle", *PLAIN],
     "vae_plain": PLAIN,                                        # no tricks: KL collapses (Bowman et al., Sec. 3.1)
-    "vae_anneal": ["train.word_dropout=0"],                    # + logistic KL annealing
-    "vae": [],                                                 # + word dropout (the recipe as it stands)
+    "vae_anneal": ["train.word_dropout=0", "train.free_bits=0"],  # + logistic KL annealing
+    "vae": [],                    # the recipe as it stands (ptb_vae: + word dropout; ptb_vae_large: + free bits)
     "vae_freebits": ["train.free_bits=0.25"],                  # + free bits (Kingma et al. 2016)
     "vae_bow": ["model.bag_of_words=true"],                    # + bag-of-words loss (Zhao et al. 2017)
     "vae_anneal_freebits": ["train.word_dropout=0", "train.free_bits=0.25"],  # free bits instead of word dropout
