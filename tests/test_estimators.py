@@ -98,6 +98,9 @@ def test_leave_one_out_baseline_is_unbiased_and_beats_as_many_plain_draws():
     assert aux is None and torch.allclose(signal.squeeze(1), torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0], dtype=D))
     with pytest.raises(ValueError, match="at least 2 draws"):
         sample_gradients(p, loo, 10)
+    for one_draw in (GumbelSoftmax(0.5), Enumerate()):  # several draws per example: a clear refusal
+        with pytest.raises(ValueError, match="one draw of z per example"):
+            sample_gradients(p, one_draw, 10, samples=2)
 
 
 def test_nvil_baseline_learns_and_is_unbiased():

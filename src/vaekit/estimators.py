@@ -1,7 +1,7 @@
 """Gradient estimators for ``grad E_{q(z|x)}[f(z)]``, chosen from the posterior and a flag.
 
-Every estimator is called as ``estimator(q, f, x) -> Estimate`` where ``f(z)`` returns a
-per-example value ``(B,)`` (for the ELBO, ``log p(x|z)``). ``Estimate.value`` is ``f(z)`` at the
+Every estimator is called as ``estimator(q, f, x, samples=1) -> Estimate`` where ``f(z)`` returns a
+per-example value ``(B,)`` (``(S, B)`` for ``S = samples`` draws, averaged by the estimator) (for the ELBO, ``log p(x|z)``). ``Estimate.value`` is ``f(z)`` at the
 sample (what is reported) and ``Estimate.surrogate`` is a per-example tensor whose *gradient* is the
 estimator (what is differentiated), as Pyro separates ``loss`` from ``differentiable_loss``.
 
@@ -57,12 +57,21 @@ class Estimate:
     aux_loss: torch.Tensor | None = None  # loss of a learned baseline (minimise it alongside)
 
 
-class Pathwise(nn.Module):
-    """``z = q.rsample()``: gradients flow through the sample itself."""
+def _one_draw_only(estimator: nn.Module, samples: int) -> None:
+    if samples != 1:
+        raise ValueError(f"{type(estimator).__name__} takes one draw of z per example (samples > 1, train.k with "
+                         "the ELBO, is for the pathwise and score-function estimators): set train.k = 1")
 
-    def forward(self, q: Distribution, f: Fn, x: torch.Tensor) -> Estimate:
-        z = q.rsample()
+
+class Pathwise(nn.Module):
+    """``z = q.rsample()``: gradients flow through the sample itself; with ``samples = S > 1`` the mean over
+    ``S`` draws (``z`` of shape ``(S, B, ...)``)."""
+
+    def forward(self, q: Distribution, f: Fn, x: torch.Tensor, samples: int = 1) -> Estimate:
+        z = q.rsample((samples,)) if samples > 1 else q.rsample()
         value = f(z)
+        if samples > 1:
+            value = value.mean(0)
         return Estimate(value, value, z)
 
 
@@ -215,7 +224,8 @@ class GumbelSoftmax(nn.Module):
         self.temperature = temperature
         self.hard = hard
 
-    def forward(self, q: Distribution, f: Fn, x: torch.Tensor) -> Estimate:
+    def forward(self, q: Distribution, f: Fn, x: torch.Tensor, samples: int = 1) -> Estimate:
+        _one_draw_only(self, samples)
         relaxed = relax(q, self.temperature)
         soft = relaxed.rsample()
         base = q.base_dist if isinstance(q, Independent) else q
@@ -260,7 +270,8 @@ class Enumerate(nn.Module):
         super().__init__()
         self.limit = limit
 
-    def forward(self, q: Distribution, f: Fn, x: torch.Tensor) -> Estimate:
+    def forward(self, q: Distribution, f: Fn, x: torch.Tensor, samples: int = 1) -> Estimate:
+        _one_draw_only(self, samples)
         z = enumerate_support(q, self.limit)        # (S, B, ...)
         expectation = (q.log_prob(z).exp() * f(z)).sum(0)
         return Estimate(expectation, expectation, z)

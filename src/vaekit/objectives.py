@@ -77,9 +77,9 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     ``x``: ``(B, D)``. The gradient of the expectation follows from the posterior: pathwise
     (reparameterisation) when ``q.has_rsample``, otherwise a score-function estimator; an explicit
     ``estimator`` from :mod:`vaekit.estimators` (Gumbel-softmax, a baselined score function, exact
-    enumeration) overrides that. With ``samples > 1`` the pathwise reconstruction term
-    averages that many ``z ~ q(z|x)``, as does a score-function estimator (whose leave-one-out baseline needs
-    ``samples >= 2``). ``bound`` is the ELBO itself (beta = 1); ``loss`` is what is
+    enumeration) overrides that. With ``samples > 1`` the reconstruction term averages that many
+    ``z ~ q(z|x)`` (pathwise and score-function estimators; the leave-one-out baseline needs ``samples >= 2``).
+    ``bound`` is the ELBO itself (beta = 1); ``loss`` is what is
     differentiated (for a score-function estimator a surrogate, plus a learned baseline's own loss).
     With ``capacity = C`` the loss is ``-(E_q[log p(x|z)] - beta |KL - C|)`` (controlled capacity,
     Burgess et al. 2018, eq. 8; beta is their gamma); the bound is unchanged. ``auxiliary(z)`` adds a
@@ -90,25 +90,14 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     penalty = None
     if free_bits > 0:
         penalty = free_bits_penalty(q, prior, free_bits, q.batch_shape[0])
-    if estimator is None and samples > 1 and q.has_rsample:
-        z = q.rsample((samples,))
-        log_px_z = model.decode(z).log_prob(x).mean(0)
-        kl = kl_term(q, prior, z)
-        bound = log_px_z - kl
-        return Terms(loss=-(log_px_z - beta * _penalty(kl, penalty, capacity)), bound=bound,
-                     log_px_z=log_px_z, kl=kl)
-    from .estimators import Pathwise, ScoreFunction
     if auxiliary is not None and estimator is None and not q.has_rsample:
         raise ValueError("an auxiliary loss needs a reparameterised z")
-    if estimator is None:
-        estimator = Pathwise() if q.has_rsample else ScoreFunction()
-    if samples > 1 and not isinstance(estimator, ScoreFunction):
-        raise ValueError("samples > 1 (train.k with the ELBO) is supported for the pathwise and score-function "
-                         "estimators only")
     if samples > 1 and auxiliary is not None:
         raise ValueError("an auxiliary loss takes one z per example: set train.k = 1")
-    f = lambda z: model.decode(z).log_prob(x)
-    estimate = estimator(q, f, x, samples=samples) if samples > 1 else estimator(q, f, x)
+    if estimator is None:
+        from .estimators import Pathwise, ScoreFunction
+        estimator = Pathwise() if q.has_rsample else ScoreFunction()
+    estimate = estimator(q, lambda z: model.decode(z).log_prob(x), x, samples=samples)
     kl = kl_term(q, prior, estimate.z)
     bound = estimate.value - kl
     loss = -(estimate.surrogate - beta * _penalty(kl, penalty, capacity))
