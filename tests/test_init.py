@@ -19,7 +19,9 @@ TINY = ["model.hidden=16", "model.latent=3", "train.batch_size=32", "train.epoch
 def test_glorot_init_draws_every_linear_layer_within_its_bound_with_zero_biases():
     torch.manual_seed(0)
     config = load_recipe(None, ["model.hidden=[300, 200]", "model.init=glorot"])
+    family = family_of(config)
     model = build_model(config.model, (1, 28, 28), "bernoulli")
+    family.initialise(model, config, data=None)
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert len(layers) == 6
     for layer in layers:

@@ -39,8 +39,8 @@ class DataConfig:
     quadrants: int = 0               # cvae / cvae-nn: MNIST quadrant completion with 1, 2 or 3 quadrants given
                                      # (Sohn et al. 2015; 1 = bottom-left, 2 = left half, 3 = all but top-right)
     features: str = ""               # m2: a trained Gaussian VAE run (M1) whose q(z1|x) replaces the images
-    features_active_only: bool = False  # ... passing on only M1's active dimensions (posterior-mean sd > 0.1)
                                      # (the stacked M1+M2 of Kingma et al. 2014)
+    features_active_only: bool = False  # ... passing on only M1's active dimensions (posterior-mean sd > 0.1)
 
     @property
     def is_text(self) -> bool:
@@ -59,7 +59,7 @@ class ModelConfig:
     categories: int = 10             # values of each categorical latent variable
     activation: str = "relu"         # relu | tanh | elu | gelu | softplus | leaky_relu
     likelihood: str = "auto"         # bernoulli | gaussian | auto (bernoulli for binary/binarised data)
-    init: str = "default"            # default (torch's) | glorot: every Linear layer's weights uniform with
+    init: str = "default"            # default (torch's) | glorot: every Linear layer's weights (any arch) uniform with
                                      # bound sqrt(6 / (n_in + n_out)), biases zero (Glorot & Bengio 2010)
     output_bias: str = "default"     # default | data: a Bernoulli MLP decoder's output biases start at the
                                      # logit of each pixel's mean over the training images (Burda et al. 2016)

@@ -61,11 +61,14 @@ class Family:
         return models.build_model(config.model, tuple(spec["shape"]), spec["likelihood"])
 
     def initialise(self, model: torch.nn.Module, config: RunConfig, data) -> None:
-        """What a fresh run's model takes from its training data before the first step (``model.output_bias``);
-        draws no random numbers, so a resumed run, which loads its weights, is unaffected."""
+        """A fresh run's initial weights beyond the networks' own: ``model.init`` (every family's Linear layers)
+        and ``model.output_bias`` (from the training data). A resumed run loads its weights and its random state
+        instead, so it is unaffected."""
+        if config.model.init == "glorot":
+            models.glorot_(model)
         if config.model.output_bias == "data":
-            from .data import to_float
-            models.set_output_bias_to_data(model, to_float(data.train, data.max_value).flatten(1))
+            pixels = data.train.flatten(1)  # the mean image without a float copy of the whole set
+            models.set_output_bias_to_data(model, pixels.sum(0, dtype=torch.float64) / (len(pixels) * data.max_value))
 
     def feed(self, config: RunConfig, data, dist):
         return feeds.ImageFeed(config, data, dist, runs.eval_inputs(config, data, "val"))

@@ -79,10 +79,7 @@ def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: st
         decoder = ConvDecoder(shape, latent, hidden, config.activation, likelihood)
     else:
         raise ValueError(f"unknown model.arch {config.arch!r}: choose mlp or conv")
-    model = VAE(encoder, decoder, latent, learn_prior=config.learn_prior)
-    if config.init == "glorot":
-        glorot_(model)
-    return model
+    return VAE(encoder, decoder, latent, learn_prior=config.learn_prior)
 
 
 def glorot_(module: nn.Module) -> nn.Module:
@@ -97,9 +94,9 @@ def glorot_(module: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def set_output_bias_to_data(model: "VAE", train_images: torch.Tensor) -> None:
-    """Start a Bernoulli MLP decoder at the data's mean image: its output biases become
-    ``logit(clip(mean pixel, 0.001, 0.999))`` over ``train_images`` ``(N, D)`` in [0, 1] (Burda et al. 2016), so
-    that the first steps fit the digits rather than the average intensity."""
-    mean = train_images.double().mean(0).clamp(0.001, 0.999)
-    model.decoder.net[-1].bias.copy_(torch.logit(mean).to(model.decoder.net[-1].bias.dtype))
+def set_output_bias_to_data(model: "VAE", mean_image: torch.Tensor) -> None:
+    """Start a Bernoulli MLP decoder at the data's mean image ``(D,)`` (intensities in [0, 1]): its output biases
+    become ``logit(clip(mean pixel, 0.001, 0.999))`` (Burda et al. 2016), so that the first steps fit the digits
+    rather than the average intensity."""
+    bias = model.decoder.net[-1].bias
+    bias.copy_(torch.logit(mean_image.double().clamp(0.001, 0.999)).to(bias.dtype))
