@@ -64,27 +64,19 @@ def train_m1(epochs: int = 0, precision: str = "") -> Path:
     return run_dir
 
 
-def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None, classifier_weight: float = 0.0,
-             precision: str = "", active_only: bool = False, weighting: str = "upweighted",
-             m1_tag: str = "") -> dict:
+def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None, variant: str,
+             variant_overrides: list[str]) -> dict:
+    """One label draw; ``variant`` (e.g. ``_au_m1e500``) names the run apart, ``variant_overrides`` make it so."""
     kind = "m2" if m1 is None else "m1m2"
-    weight = (f"_cw{classifier_weight:g}" if classifier_weight else "") + ("_au" if active_only else "")
-    weight += ("_paperw" if weighting == "paper" else "") + m1_tag
     length = f"_e{epochs}" if epochs else ""
     overrides = [f"data.labelled={labels}", f"data.label_seed={seed}", f"train.seed={seed}", *ESTIMATORS[estimator],
-                 f"name={kind}_{labels}_{estimator}{weight}{length}_seed{seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
+                 f"name={kind}_{labels}_{estimator}{variant}{length}_seed{seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
     if m1 is not None:
         overrides += [f"data.features={m1}", "model.likelihood=gaussian"]
-        if active_only:
-            overrides.append("data.features_active_only=true")
-    if classifier_weight:
-        overrides.append(f"train.classifier_weight={classifier_weight}")
-    if precision:
-        overrides.append(f"train.precision={precision}")
-    overrides.append(f"train.ssl_weighting={weighting}")
+    overrides += variant_overrides
     config = load_recipe(RECIPE, overrides)
     runs = ROOT / "runs" / "ssl"
-    base = f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{weight}"
+    base = f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{variant}"
     run_dir = runs / f"{base}{length}_seed{seed}"
     continue_from_shorter(runs / f"{base}_seed{seed}", run_dir, config, epochs)
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
@@ -114,10 +106,13 @@ def main() -> None:
     args = parser.parse_args()
     if (args.active_only or args.m1_epochs) and args.model != "m1m2":
         parser.error("--active-only and --m1-epochs are about M1: use them with --model m1m2")
-    m1_tag = f"_m1e{args.m1_epochs}" if args.m1_epochs else ""
-    tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}")
-           + (f"_cw{args.classifier_weight:g}" if args.classifier_weight else "")
-           + ("_au" if args.active_only else "") + ("_paperw" if args.weighting == "paper" else "") + m1_tag
+    # what sets this variant apart: a suffix of its run and figure names, and the overrides that make it
+    variant = ((f"_cw{args.classifier_weight:g}" if args.classifier_weight else "") + ("_au" if args.active_only else "")
+               + ("_paperw" if args.weighting == "paper" else "") + (f"_m1e{args.m1_epochs}" if args.m1_epochs else ""))
+    variant_overrides = ([f"train.classifier_weight={args.classifier_weight}"] if args.classifier_weight else []) + (
+        ["data.features_active_only=true"] if args.active_only else []) + (
+        [f"train.precision={args.precision}"] if args.precision else []) + [f"train.ssl_weighting={args.weighting}"]
+    tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}") + variant
            + (f"_e{args.epochs}" if args.epochs else ""))
     command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
                f"{args.estimator} --seeds " + " ".join(map(str, args.seeds))
@@ -130,8 +125,7 @@ def main() -> None:
     m1 = train_m1(args.m1_epochs, args.precision) if args.model == "m1m2" else None
     errors = []
     for seed in args.seeds:
-        report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, args.classifier_weight, args.precision,
-                          args.active_only, args.weighting, m1_tag)
+        report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, variant, variant_overrides)
         errors.append(report["error_pct"])
         record(SCRIPT, f"mnist_ssl_{tag}_seed{seed}_error_pct", report["error_pct"], "%", command,
                f"label draw {seed}; {report['epochs']} epochs, {report['train_seconds'] / 3600:.2f} h; "

@@ -62,7 +62,7 @@ def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE) -> dict:
     tag = recipe_tag(recipe)
     prefix = f"ptb_{tag}_{name}" if tag else f"ptb_{name}"
     config = load_recipe(recipe, [*VARIANTS[name], f"name={prefix}"] + ([f"train.threads={threads}"] if threads else []))
-    run_dir = ROOT / "runs" / "ptb_table" / tag / name if tag else ROOT / "runs" / "ptb_table" / name
+    run_dir = ROOT / "runs" / "ptb_table" / tag / name  # (an empty tag adds no level)
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)  # checkpoint written: repeat the command to continue
