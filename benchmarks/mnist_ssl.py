@@ -66,7 +66,8 @@ def train_m1(epochs: int = 0, precision: str = "") -> Path:
 
 def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None, variant: str,
              variant_overrides: list[str]) -> dict:
-    """One label draw; ``variant`` (e.g. ``_au_m1e500``) names the run apart, ``variant_overrides`` make it so."""
+    """One label draw; ``variant`` (e.g. ``_au_m1e500``) names the run apart, ``variant_overrides`` make it so.
+    The report gains ``precision``: the arithmetic of the run's last stretch of training (it may switch on resume)."""
     kind = "m2" if m1 is None else "m1m2"
     length = f"_e{epochs}" if epochs else ""
     overrides = [f"data.labelled={labels}", f"data.label_seed={seed}", f"train.seed={seed}", *ESTIMATORS[estimator],
@@ -82,7 +83,8 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)  # checkpoint written: repeat the command to continue
-    return evaluate_run(run_dir, split="test")
+    return {**evaluate_run(run_dir, split="test"),
+            "precision": checkpoint.load(run_dir)["config"]["train"]["precision"]}
 
 
 def main() -> None:
@@ -128,7 +130,8 @@ def main() -> None:
         report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, variant, variant_overrides)
         errors.append(report["error_pct"])
         record(SCRIPT, f"mnist_ssl_{tag}_seed{seed}_error_pct", report["error_pct"], "%", command,
-               f"label draw {seed}; {report['epochs']} epochs, {report['train_seconds'] / 3600:.2f} h; "
+               f"label draw {seed}; {report['epochs']} epochs, {report['train_seconds'] / 3600:.2f} h "
+               f"(last trained in {report['precision']}); "
                f"test bound {report['elbo']:.2f} nats")
     spread = f"sd {statistics.stdev(errors):.2f} over {len(errors)} draws" if len(errors) > 1 else "ONE draw only"
     record(SCRIPT, f"mnist_ssl_{tag}_error_pct", statistics.mean(errors), "%", command,
