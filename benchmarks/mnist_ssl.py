@@ -16,7 +16,9 @@ seeds that have finished, spread in the notes) and one row per seed; for ``--mod
 ``mnist_ssl_m1m2_<labels>...``; ``--active-only`` (``data.features_active_only``: M2 sees only the dimensions of M1
 that are active, as the code released with the paper selects them) names runs and figures ``..._au...``, and
 ``--weighting paper`` (``train.ssl_weighting``: labelled terms weighted as in eq. 9) ``..._paperw...``, and
-``--m1-epochs N`` (M1 trained longer, in ``runs/ssl/m1_e<N>/``) ``..._m1e<N>...``.
+``--m1-epochs N`` (M1 trained longer, in ``runs/ssl/m1_e<N>/``) ``..._m1e<N>...``; ``--lr`` and ``--lr-schedule
+cosine`` (M2's optimiser: the recipe's 3e-4 is the authors' Adam setting for 3000 epochs, slow for our 100-300)
+``..._lr<lr>...`` and ``..._cos...``.
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ def main() -> None:
                         help="train.ssl_weighting (paper: runs and metric names ..._paperw...)")
     parser.add_argument("--m1-epochs", type=int, default=0,
                         help="m1m2: train M1 this long (0: its recipe's), continuing runs/ssl/m1 (names ..._m1e<N>...)")
+    parser.add_argument("--lr", type=float, default=0.0,
+                        help="Adam's learning rate for M2 (0: the recipe's 3e-4); names ..._lr<lr>...")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                        help="train.lr_schedule for M2 (cosine: to zero over the run; names ..._cos...)")
     parser.add_argument("--active-only", action="store_true",
                         help="m1m2: M2 sees only M1's active dimensions (runs and metric names ..._au...)")
     args = parser.parse_args()
@@ -110,10 +116,12 @@ def main() -> None:
         parser.error("--active-only and --m1-epochs are about M1: use them with --model m1m2")
     # what sets this variant apart: a suffix of its run and figure names, and the overrides that make it
     variant = ((f"_cw{args.classifier_weight:g}" if args.classifier_weight else "") + ("_au" if args.active_only else "")
-               + ("_paperw" if args.weighting == "paper" else "") + (f"_m1e{args.m1_epochs}" if args.m1_epochs else ""))
+               + ("_paperw" if args.weighting == "paper" else "") + (f"_m1e{args.m1_epochs}" if args.m1_epochs else "")
+               + (f"_lr{args.lr:g}" if args.lr else "") + ("_cos" if args.lr_schedule == "cosine" else ""))
     variant_overrides = ([f"train.classifier_weight={args.classifier_weight}"] if args.classifier_weight else []) + (
         ["data.features_active_only=true"] if args.active_only else []) + (
-        [f"train.precision={args.precision}"] if args.precision else []) + [f"train.ssl_weighting={args.weighting}"]
+        [f"train.precision={args.precision}"] if args.precision else []) + [f"train.ssl_weighting={args.weighting}"] + (
+        [f"train.lr={args.lr}"] if args.lr else []) + [f"train.lr_schedule={args.lr_schedule}"]
     tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}") + variant
            + (f"_e{args.epochs}" if args.epochs else ""))
     command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
@@ -123,7 +131,9 @@ def main() -> None:
                + (f" --precision {args.precision}" if args.precision else "")
                + (" --active-only" if args.active_only else "")
                + (" --weighting paper" if args.weighting == "paper" else "")
-               + (f" --m1-epochs {args.m1_epochs}" if args.m1_epochs else ""))
+               + (f" --m1-epochs {args.m1_epochs}" if args.m1_epochs else "")
+               + (f" --lr {args.lr:g}" if args.lr else "")
+               + (" --lr-schedule cosine" if args.lr_schedule == "cosine" else ""))
     m1 = train_m1(args.m1_epochs, args.precision) if args.model == "m1m2" else None
     errors = []
     for seed in args.seeds:
