@@ -6,8 +6,11 @@ decoder (z to the initial state and to every input) -> a full ``nn.Linear`` + so
 vocabulary at every position, padded ones included, with the padding masked out of the loss
 afterwards; Adam. vaekit runs its real trainer (:func:`vaekit.train.train`) on the same model sizes
 (``recipes/ptb_vae.toml``), which buckets batches by length and applies the output layer to real
-tokens only. Both are timed in this one process, alternately, on the first ``--sentences`` training
-sentences, and both count real tokens (words + ``</s>``) per second.
+tokens only. Both are timed alternately in one benchmark run, on the first ``--sentences`` training
+sentences, and both count real tokens (words + ``</s>``) per second. Each timed run gets a fresh process:
+vaekit's trainer sets glibc's ``malloc`` to keep freed memory (``train.retain_memory``, see
+:mod:`vaekit.allocator`), a whole-process setting that public code does not make, so the reference runs
+with ``malloc`` as it comes; it is also timed under vaekit's setting (``..._same_allocator``).
 
     python benchmarks/ptb_speed.py [--sentences 3200] [--repeats 2]
 """
@@ -16,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -29,6 +34,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, record  # noqa: E402
 
+from vaekit.allocator import retain_freed_memory  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.data.text import pad  # noqa: E402
 from vaekit.runs import load_data  # noqa: E402
@@ -67,7 +73,9 @@ class ReferenceSentenceVAE(nn.Module):
 
 
 def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: float,
-                           precision: str = "float32") -> float:
+                           precision: str = "float32", retain_memory: bool = False) -> float:
+    if retain_memory:
+        retain_freed_memory()
     torch.manual_seed(0)
     m = config.model
     model = ReferenceSentenceVAE(vocab, m.embedding, m.hidden[0], m.latent)
@@ -91,6 +99,32 @@ def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: flo
     return tokens / (time.perf_counter() - start)
 
 
+def speed_config(sentences: int, precision: str, threads: int):
+    return load_recipe(RECIPE, [f"data.limit={sentences}", "data.eval_limit=64", "train.epochs=1",
+                                "train.val_every=0", "train.kl_schedule=none", "train.word_dropout=0",
+                                "model.tie_embeddings=false", "model.dropout=0", f"train.precision={precision}",
+                                f"train.threads={threads}"])
+
+
+def _timed_run(kind: str, sentences: int, precision: str, threads: int, seconds: float) -> float:
+    """One timed run (in a child process): ``reference``, ``reference_bf16``, ``reference_retained`` or ``vaekit``."""
+    if threads:
+        torch.set_num_threads(threads)
+    config = speed_config(sentences, precision, threads)
+    data = load_data(config.data)
+    if kind == "vaekit":
+        return vaekit_tokens_per_s(config, data)
+    return reference_tokens_per_s(data.train, len(data.vocab), data.vocab.bos, config, seconds,
+                                  "bfloat16" if kind == "reference_bf16" else "float32",
+                                  retain_memory=kind == "reference_retained")
+
+
+def in_fresh_process(kind: str, args) -> float:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_timed_run, kind, args.sentences, args.precision, args.threads,
+                           args.reference_seconds).result()
+
+
 def vaekit_tokens_per_s(config, data) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         train(config, Path(tmp) / "run", data=data, progress=False)
@@ -112,22 +146,21 @@ def main() -> None:
     mixed = args.precision == "bfloat16"
     command = (f"python benchmarks/ptb_speed.py --sentences {args.sentences} --repeats {args.repeats}"
                + (" --precision bfloat16" if mixed else "") + (f" --threads {args.threads}" if args.threads else ""))
-    config = load_recipe(RECIPE, [f"data.limit={args.sentences}", "data.eval_limit=64", "train.epochs=1",
-                                  "train.val_every=0", "train.kl_schedule=none", "train.word_dropout=0",
-                                  "model.tie_embeddings=false", "model.dropout=0", f"train.precision={args.precision}",
-                                  f"train.threads={args.threads}"])
+    config = speed_config(args.sentences, args.precision, args.threads)
     data = load_data(config.data)
-    ref, ref_mixed, ours = [], [], []
+    ref, ref_mixed, ref_retained, ours = [], [], [], []
     for r in range(args.repeats):
-        ref.append(reference_tokens_per_s(data.train, len(data.vocab), data.vocab.bos, config, args.reference_seconds))
+        ref.append(in_fresh_process("reference", args))
         if mixed:
-            ref_mixed.append(reference_tokens_per_s(data.train, len(data.vocab), data.vocab.bos, config,
-                                                    args.reference_seconds, "bfloat16"))
-        ours.append(vaekit_tokens_per_s(config, data))
+            ref_mixed.append(in_fresh_process("reference_bf16", args))
+        ref_retained.append(in_fresh_process("reference_retained", args))
+        ours.append(in_fresh_process("vaekit", args))
         print(f"repeat {r + 1}: reference {ref[-1]:.0f} tokens/s"
               + (f", reference under bf16 autocast {ref_mixed[-1]:.0f}" if mixed else "")
+              + f", reference with vaekit's malloc setting {ref_retained[-1]:.0f}"
               + f", vaekit ({args.precision}) {ours[-1]:.0f} tokens/s", file=sys.stderr)
     ref_speed, our_speed = statistics.median(ref), statistics.median(ours)
+    ref_retained_speed = statistics.median(ref_retained)
     real = sum(len(s) for s in data.train)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0)).tolist()
     padded = sum(len(ids) * max(len(data.train[i]) for i in ids)
@@ -147,6 +180,11 @@ def main() -> None:
                command, f"{common}; vaekit {our_speed:.0f} vs the reference under the same bf16 autocast "
                f"{ref_mixed_speed:.0f} real tokens/s")
         record(SCRIPT, "ptb_reference_tokens_per_s_bf16", ref_mixed_speed, "tokens/s", command, common)
+    notes += (f"; each timed run in a fresh process; the reference with vaekit's malloc setting "
+              f"(train.retain_memory): {ref_retained_speed:.0f} tokens/s")
+    record(SCRIPT, f"ptb_train_speedup_vs_reference_same_allocator{suffix}", our_speed / ref_retained_speed, "ratio",
+           command, f"{common}; vaekit {our_speed:.0f} vs the float32 reference {ref_retained_speed:.0f} real tokens/s, "
+           "both with glibc malloc keeping freed memory (vaekit.allocator)")
     record(SCRIPT, f"ptb_train_speedup_vs_reference{suffix}", our_speed / ref_speed, "ratio", command, notes)
     record(SCRIPT, f"ptb_train_tokens_per_s{suffix}", our_speed, "tokens/s", command, common)
     if not mixed:  # (a bfloat16 run's float32 reference speed is in its speedup's notes)

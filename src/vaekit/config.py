@@ -119,6 +119,8 @@ class TrainConfig:
     grad_clip: float = 0.0           # clip the global gradient norm (0 = off)
     seed: int = 0                    # seeds the parameters, data order, binarisation and noise
     threads: int = 0                 # torch threads (0 = leave torch's default)
+    retain_memory: bool = True       # keep freed memory in the heap (glibc malloc, whole process): large per-step
+                                     # tensors reuse mapped pages instead of page-faulting (vaekit.allocator)
     precision: str = "float32"       # float32 | bfloat16: mixed precision, the training step's matrix products
                                      # in bfloat16 under torch.autocast (fast on CPUs with AMX / AVX512-BF16 and
                                      # on GPUs), parameters, distributions and losses in float32; evaluation is

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
+from .allocator import retain_freed_memory
 from .config import RunConfig
 from .data import ImageData
 from .data.text import TextData
@@ -155,6 +156,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     t = config.train
     if t.threads:
         torch.set_num_threads(t.threads)
+    if t.retain_memory:
+        retain_freed_memory()
     progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
 
     data = load_data(config.data) if data is None else data
