@@ -40,8 +40,10 @@ def test_recipes_parse_and_overrides_are_typed(tmp_path):
 
 
 def test_bad_config_gets_a_message_naming_the_key():
-    with pytest.raises(ConfigError, match="unknown key train.epoch;"):
+    with pytest.raises(ConfigError, match="unknown key train.epoch; did you mean train.epochs?"):
         load_recipe(None, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match=r"unknown key train.zzz; known keys"):  # no near match: no guess
+        load_recipe(None, ["train.zzz=3"])
     with pytest.raises(ConfigError, match="train.epochs: cannot use 'many'"):
         load_recipe(None, ["train.epochs=many"])
     with pytest.raises(ConfigError, match="section.key=value"):

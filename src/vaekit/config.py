@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -156,7 +157,9 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         unknown = set(data) - set(SECTIONS) - {"name"}
         if unknown:
-            raise ConfigError(f"unknown config section(s) {sorted(unknown)}; known: {', '.join(SECTIONS)}, name")
+            close = [m for u in sorted(unknown) for m in difflib.get_close_matches(u, [*SECTIONS, "name"], n=1)]
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ConfigError(f"unknown config section(s) {sorted(unknown)}; {hint}known: {', '.join(SECTIONS)}, name")
         sections = {key: _build(section_cls, data[key], key)
                     for key, section_cls in SECTIONS.items() if key in data}
         config = cls(**sections, name=str(data.get("name", "run")))
@@ -313,7 +316,9 @@ def _build(section_cls, values: dict[str, Any], section: str):
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise ConfigError(f"unknown key {section}.{key}; known keys of [{section}]: {', '.join(fields)}")
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean {section}.{close[0]}? " if close else ""
+            raise ConfigError(f"unknown key {section}.{key}; {hint}known keys of [{section}]: {', '.join(fields)}")
         kwargs[key] = _coerce(value, getattr(section_cls(), key), f"{section}.{key}")
     return section_cls(**kwargs)
 
