@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .allocator import retain_freed_memory
 from .families import family_of
 from .runs import load_data, load_model, write_json
 
@@ -20,6 +21,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     write ``report.json`` and ``report.md`` when ``write``."""
     run_dir = Path(run_dir)
     config, model, state = load_model(run_dir)
+    if config.train.retain_memory:  # as in training: large (K x tokens x vocabulary) tensors reuse mapped pages
+        retain_freed_memory()
     data = load_data(config.data)
     split = split or config.eval.split
     k = k or config.eval.k
