@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import multiprocessing
 import os
 import platform
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -61,3 +63,10 @@ def record(script: str, metric: str, value: float, unit: str, command: str, note
     path.write_text(json.dumps(records, indent=2) + "\n")
     print(f"{metric} = {value:.4g} {unit}   ({notes})" if notes else f"{metric} = {value:.4g} {unit}", file=sys.stderr)
     return entry
+
+
+def in_fresh_process(fn, *args):
+    """``fn(*args)`` in a newly spawned Python process: for timings that a whole-process setting made earlier in
+    this process (``malloc`` options, thread pools) would skew. ``fn`` must be defined at module level."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -32,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, in_fresh_process, record  # noqa: E402
 
 from vaekit.allocator import retain_freed_memory  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
@@ -99,11 +97,11 @@ def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: flo
     return tokens / (time.perf_counter() - start)
 
 
-def speed_config(sentences: int, precision: str, threads: int):
+def speed_config(sentences: int, precision: str, threads: int, extra: tuple[str, ...] = ()):
     return load_recipe(RECIPE, [f"data.limit={sentences}", "data.eval_limit=64", "train.epochs=1",
                                 "train.val_every=0", "train.kl_schedule=none", "train.word_dropout=0",
                                 "model.tie_embeddings=false", "model.dropout=0", f"train.precision={precision}",
-                                f"train.threads={threads}"])
+                                f"train.threads={threads}", *extra])
 
 
 def _timed_run(kind: str, sentences: int, precision: str, threads: int, seconds: float) -> float:
@@ -119,10 +117,8 @@ def _timed_run(kind: str, sentences: int, precision: str, threads: int, seconds:
                                   retain_memory=kind == "reference_retained")
 
 
-def in_fresh_process(kind: str, args) -> float:
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_timed_run, kind, args.sentences, args.precision, args.threads,
-                           args.reference_seconds).result()
+def timed_run(kind: str, args) -> float:
+    return in_fresh_process(_timed_run, kind, args.sentences, args.precision, args.threads, args.reference_seconds)
 
 
 def vaekit_tokens_per_s(config, data) -> float:
@@ -150,11 +146,11 @@ def main() -> None:
     data = load_data(config.data)
     ref, ref_mixed, ref_retained, ours = [], [], [], []
     for r in range(args.repeats):
-        ref.append(in_fresh_process("reference", args))
+        ref.append(timed_run("reference", args))
         if mixed:
-            ref_mixed.append(in_fresh_process("reference_bf16", args))
-        ref_retained.append(in_fresh_process("reference_retained", args))
-        ours.append(in_fresh_process("vaekit", args))
+            ref_mixed.append(timed_run("reference_bf16", args))
+        ref_retained.append(timed_run("reference_retained", args))
+        ours.append(timed_run("vaekit", args))
         print(f"repeat {r + 1}: reference {ref[-1]:.0f} tokens/s"
               + (f", reference under bf16 autocast {ref_mixed[-1]:.0f}" if mixed else "")
               + f", reference with vaekit's malloc setting {ref_retained[-1]:.0f}"
