@@ -17,7 +17,6 @@ It changes the whole process, like ``torch.set_num_threads``; ``train.retain_mem
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 
 M_TRIM_THRESHOLD = -1
@@ -29,7 +28,7 @@ def _glibc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return ctypes.CDLL("libc.so.6")  # glibc's soname on every Linux architecture
     except OSError:
         return None
 
