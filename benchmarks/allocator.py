@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--eval-sentences", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as the timed children run (and as the records' machine field then says)
     command = (f"python benchmarks/allocator.py --sentences {args.sentences} --eval-sentences {args.eval_sentences} "
                f"--repeats {args.repeats}")
     common = (f"PTB sentence VAE (ptb_speed set-up), first {args.sentences} training sentences, 1 torch thread, "
