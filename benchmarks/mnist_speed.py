@@ -176,8 +176,8 @@ def step_breakdown(data, steps: int = 300) -> dict[str, float]:
             for key, value in zip(totals, phases):
                 totals[key] += value
     breakdown = {key: value / steps * 1e3 for key, value in totals.items()}
-    # The same GEMMs inside real steps: cold operands and fresh gradient buffers (after Adam has streamed
-    # every parameter and moment through memory) make them slower than back to back on hot tensors.
+    # The same GEMMs inside real steps (operands and gradient buffers as the step leaves them in memory), to set
+    # beside the back-to-back time on hot preallocated tensors.
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for i in range(100):

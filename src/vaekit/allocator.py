@@ -4,11 +4,12 @@ A training step of a sentence model allocates tensors of tens of megabytes: the 
 logits, their softmax and its gradient. glibc's ``malloc`` serves blocks that large with fresh ``mmap``
 pages and unmaps them again on ``free``, so every step pays a page fault for each page it first touches:
 about 13,800 faults per step of the Penn Treebank sentence VAE, which trains 1.10x as fast without them
-(1.15x in bfloat16; a K = 100 evaluation 1.49x) on this project's 2-core machine (``benchmarks/allocator.py``). :func:`retain_freed_memory` sets
-``M_MMAP_MAX = 0`` (serve every block from the heap) and the largest trim threshold, 2 GiB (keep freed
-heap memory unless 2 GiB of it lie free at the top), so that after the first steps each step's tensors reuse pages that
-are already mapped. The price: the process keeps its peak memory until it exits. The PyTorch CPU
-performance guide recommends jemalloc or tcmalloc for the same reason; this needs no preloaded library.
+(1.15x in bfloat16; a K = 100 evaluation 1.49x) on this project's 2-core machine
+(``benchmarks/allocator.py``). :func:`retain_freed_memory` sets ``M_MMAP_MAX = 0`` (serve every block from
+the heap) and the largest trim threshold, 2 GiB (keep freed heap memory unless 2 GiB of it lie free at the
+top), so that after the first steps each step's tensors reuse pages that are already mapped. The price:
+the process keeps its peak memory until it exits. The PyTorch CPU performance guide recommends jemalloc or
+tcmalloc for the same reason; this needs no preloaded library.
 
 It changes the whole process, like ``torch.set_num_threads``; ``train.retain_memory = false`` leaves
 ``malloc`` alone. Elsewhere than glibc (macOS, musl, Windows) it does nothing.

@@ -24,8 +24,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 # Config keys that may change when a run is resumed (they do not change what was learned so far; the
 # compute settings, threads and precision, change the arithmetic of later steps but not the model or the
 # objective, so a long run may, say, switch to mixed precision half way).
-RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.log_every", "train.threads", "train.retain_memory", "train.precision",
-                     "train.checkpoint_every", "train.val_every", "eval.", "name")
+RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.log_every", "train.threads", "train.retain_memory",
+                     "train.precision", "train.checkpoint_every", "train.val_every", "eval.", "name")
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:

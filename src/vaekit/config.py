@@ -157,8 +157,7 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         unknown = set(data) - set(SECTIONS) - {"name"}
         if unknown:
-            close = [m for u in sorted(unknown) for m in difflib.get_close_matches(u, [*SECTIONS, "name"], n=1)]
-            hint = f"did you mean {', '.join(close)}? " if close else ""
+            hint = _did_you_mean(sorted(unknown), [*SECTIONS, "name"])
             raise ConfigError(f"unknown config section(s) {sorted(unknown)}; {hint}known: {', '.join(SECTIONS)}, name")
         sections = {key: _build(section_cls, data[key], key)
                     for key, section_cls in SECTIONS.items() if key in data}
@@ -309,6 +308,12 @@ TEXT_DATASETS = ("ptb", "brown")
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
+def _did_you_mean(names: list[str], known, prefix: str = "") -> str:
+    """``"did you mean train.epochs? "`` for the known names closest to misspelt ``names``; ``""`` if none is close."""
+    close = [prefix + m for name in names for m in difflib.get_close_matches(name, known, n=1)]
+    return f"did you mean {', '.join(close)}? " if close else ""
+
+
 def _build(section_cls, values: dict[str, Any], section: str):
     if not isinstance(values, dict):
         raise ConfigError(f"[{section}] must be a table of keys, got {values!r}")
@@ -316,8 +321,7 @@ def _build(section_cls, values: dict[str, Any], section: str):
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"did you mean {section}.{close[0]}? " if close else ""
+            hint = _did_you_mean([key], fields, f"{section}.")
             raise ConfigError(f"unknown key {section}.{key}; {hint}known keys of [{section}]: {', '.join(fields)}")
         kwargs[key] = _coerce(value, getattr(section_cls(), key), f"{section}.{key}")
     return section_cls(**kwargs)
