@@ -11,7 +11,7 @@ from vaekit.config import load_recipe
 from vaekit.distributed import Dist
 from vaekit.errors import ConfigError
 from vaekit.families import family_of
-from vaekit.models.sentence_vae import token_nll
+from vaekit.nets.softmax_output import token_nll
 from vaekit.nets.heads import bernoulli, diagonal_gaussian, full_precision
 from vaekit.train import ObjectiveModule, train
 

@@ -89,25 +89,6 @@ def test_beam_search_through_the_model_matches_its_own_scores():
         assert best.log_prob == pytest.approx(scored.item(), abs=1e-4)
 
 
-def test_token_nll_equals_cross_entropy_with_exact_gradients_even_when_probabilities_underflow():
-    import torch.nn.functional as F
-
-    from vaekit.models.sentence_vae import token_nll
-
-    torch.manual_seed(0)
-    logits = torch.randn(6, 9, dtype=torch.float64, requires_grad=True)
-    target = torch.randint(9, (6,))
-    assert torch.autograd.gradcheck(lambda l: token_nll(l, target), (logits,))
-    extreme = torch.tensor([[0.0, -200.0, 3.0], [50.0, -60.0, 0.0]], requires_grad=True)  # p(target) < 1e-38
-    picks = torch.tensor([1, 1])
-    ours = token_nll(extreme, picks)
-    reference = F.cross_entropy(extreme, picks, reduction="none")
-    assert torch.allclose(ours, reference) and torch.isfinite(ours).all()
-    grad_ours, = torch.autograd.grad(ours.sum(), extreme)
-    grad_ref, = torch.autograd.grad(reference.sum(), extreme)
-    assert torch.allclose(grad_ours, grad_ref)
-
-
 def test_dropout_acts_in_training_only():
     torch.manual_seed(0)
     model = SentenceVAE(SentenceVAEConfig(VOCAB, embedding=8, hidden=12, latent=3, dropout=0.5))
@@ -133,3 +114,24 @@ def test_bag_of_words_loss_is_the_words_log_likelihood_under_one_softmax_and_lea
     torch.manual_seed(1)
     with_bow = elbo(model, batch, auxiliary=lambda zz: model.bag_of_words_nll(zz, batch))
     assert torch.allclose(plain.bound, with_bow.bound) and (with_bow.loss > plain.loss).all()
+
+
+@pytest.mark.parametrize("options", [dict(), dict(inputless=True), dict(tie_embeddings=True)])
+def test_training_looks_up_encoder_and_decoder_words_at_once_with_the_same_loss_and_gradients(options):
+    torch.manual_seed(0)
+    model = SentenceVAE(SentenceVAEConfig(VOCAB, embedding=8, hidden=12, latent=3, **options))
+    batch = batch_of(sentences())
+
+    def loss_and_grads(training: bool):
+        model.train(training)
+        torch.manual_seed(1)
+        b = batch_of(sentences())
+        loss = elbo(model, b).loss.sum()
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        return loss, grads, b.decoder_embedding is not None
+
+    shared_loss, shared_grads, shared = loss_and_grads(True)   # (no dropout: train and eval compute the same)
+    apart_loss, apart_grads, kept = loss_and_grads(False)
+    assert shared and not kept and batch.decoder_embedding is None
+    assert torch.allclose(shared_loss, apart_loss)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(shared_grads, apart_grads))

@@ -188,3 +188,19 @@ def test_kl_annealing_and_free_bits_are_training_policy_with_exact_resume(tmp_pa
     train(load_recipe(None, overrides), tmp_path / "split", resume=True, data=tiny_images, progress=False)
     a, b = params(tmp_path / "whole"), params(tmp_path / "split")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_clip_gradients_equals_torch_clipping_bit_for_bit_whether_or_not_it_clips():
+    from vaekit.train import clip_gradients
+
+    torch.manual_seed(0)
+    for max_norm in (0.1, 1e6):  # clips; leaves the gradients as they are
+        ours = [torch.nn.Parameter(torch.randn(7, 3)) for _ in range(2)]
+        theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+        for a, b in zip(ours, theirs):
+            a.grad = torch.randn_like(a)
+            b.grad = a.grad.clone()
+        clip_gradients(ours, max_norm)
+        torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+        assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, theirs))
+    assert torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours])) > 0.1  # the second case kept them

@@ -28,7 +28,7 @@ drops anything itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,8 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..nets.heads import diagonal_gaussian, full_dtype, full_precision
+from ..nets.heads import diagonal_gaussian, full_precision
+from ..nets.softmax_output import linear_token_nll
 
 
 @dataclass
@@ -49,6 +50,9 @@ class SentenceBatch:
     mask: torch.Tensor
     lengths: torch.Tensor
     inputs: torch.Tensor
+    # (inputs, their embeddings (B, T, E)), left by SentenceVAE.encode while training (see _embed_for_encoder)
+    decoder_embedding: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False,
+                                                                        compare=False)
 
     @classmethod
     def from_tokens(cls, tokens: torch.Tensor, mask: torch.Tensor, bos: int) -> "SentenceBatch":
@@ -192,7 +196,7 @@ class SentenceVAE(nn.Module):
         """
         if self.encoder is None:
             raise TypeError("the language model (model.arch = 'lstm-lm') has no encoder q(z|x)")
-        emb = self.drop(self.embed(batch.tokens))
+        emb = self.drop(self._embed_for_encoder(batch))
         if self.config.bidirectional:
             packed = pack_padded_sequence(emb, batch.lengths.cpu(), batch_first=True, enforce_sorted=False)
             _, (h, _) = self.encoder(packed)
@@ -237,23 +241,46 @@ class SentenceVAE(nn.Module):
         h, c = torch.tanh(self.to_state(z)).chunk(2, dim=-1)
         return h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def output_layer(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(features, weight, bias)`` with ``logits = features @ weight.T + bias``: the decoder states and the
+        output layer, or the projected states and the embedding matrix when the embeddings are tied."""
         if self.config.tie_embeddings:
-            return F.linear(self.project(hidden), self.embed.weight, self.output_bias)
-        return self.output(hidden)
+            return self.project(hidden), self.embed.weight, self.output_bias
+        return hidden, self.output.weight, self.output.bias
 
-    def decoder_inputs(self, z: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(*self.output_layer(hidden))
+
+    def decoder_ids(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The token ids the decoder reads: ``inputs``, or only ``<s>`` and ``<unk>`` for the inputless decoder."""
         if self.config.inputless:
-            inputs = torch.where(inputs == self.config.bos_id, inputs, torch.full_like(inputs, self.config.unk_id))
-        emb = self.drop(self.embed(inputs))
+            return torch.where(inputs == self.config.bos_id, inputs, torch.full_like(inputs, self.config.unk_id))
+        return inputs
+
+    def _embed_for_encoder(self, batch: SentenceBatch) -> torch.Tensor:
+        """The embeddings of ``batch.tokens`` ``(B, T, E)``. While training, the decoder's inputs are looked up in
+        the same call and left on the batch for the decoder: the embedding matrix then gets one dense ``(V, E)``
+        gradient per step, where two lookups get two that autograd zero-fills and adds (~1.5% of a PTB step)."""
+        if not (self.training and torch.is_grad_enabled()):
+            return self.embed(batch.tokens)
+        both = self.embed(torch.stack([batch.tokens, self.decoder_ids(batch.inputs)]))
+        batch.decoder_embedding = (batch.inputs, both[1])
+        return both[0]
+
+    def decoder_inputs(self, z: torch.Tensor | None, inputs: torch.Tensor,
+                       embedded: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's input vectors ``(B, T, E [+ Z])``: the embedded ``inputs`` (or ``embedded``, their
+        embeddings already looked up), with the code ``z`` appended to each if ``model.z_every_input``."""
+        emb = self.drop(self.embed(self.decoder_ids(inputs)) if embedded is None else embedded)
         if self.config.z_every_input and z is not None:
             emb = torch.cat([emb, z[:, None, :].expand(-1, emb.shape[1], -1)], dim=-1)
         return emb
 
-    def decoder_hidden(self, z: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
+    def decoder_hidden(self, z: torch.Tensor | None, inputs: torch.Tensor,
+                       embedded: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced decoder states ``(B, T, H)`` over the padded inputs. Exact for every real position:
         the decoder is causal, so the padding after a sentence cannot change its earlier states."""
-        out, _ = self.decoder(self.decoder_inputs(z, inputs), self.initial_state(z, inputs.shape[0]))
+        out, _ = self.decoder(self.decoder_inputs(z, inputs, embedded), self.initial_state(z, inputs.shape[0]))
         return self.drop(out)
 
     def real_token_logits(self, z: torch.Tensor | None, batch: SentenceBatch) -> torch.Tensor:
@@ -263,7 +290,10 @@ class SentenceVAE(nn.Module):
 
     def token_log_probs(self, z: torch.Tensor | None, batch: SentenceBatch) -> torch.Tensor:
         """``log p(x_t | x_<t, z)`` ``(B, T)``, zero on padding."""
-        picked = -token_nll(self.real_token_logits(z, batch), batch.tokens[batch.mask])
+        kept = batch.decoder_embedding
+        embedded = kept[1] if kept is not None and kept[0] is batch.inputs else None
+        hidden = self.decoder_hidden(z, batch.inputs, embedded)[batch.mask]
+        picked = -linear_token_nll(*self.output_layer(hidden), batch.tokens[batch.mask])
         return picked.new_zeros(batch.mask.shape).masked_scatter(batch.mask, picked)
 
     def step(self, z: torch.Tensor | None):
@@ -279,40 +309,3 @@ class SentenceVAE(nn.Module):
             out, state = self.decoder(self.decoder_inputs(zz, tokens[:, None]), state)
             return torch.log_softmax(self.logits(out[:, 0]), -1), state
         return run
-
-
-class _TokenNLL(torch.autograd.Function):
-    """``-log softmax(logits)[target]`` per row, the softmax kept from the forward pass so that the backward
-    pass, ``(softmax - onehot(target)) * grad``, needs no second exponential over the ``(N, V)`` logits.
-
-    The softmax is computed and kept in float32 (float64 for float64 logits) also when mixed precision gives
-    bfloat16 logits, whose gradient is returned in bfloat16."""
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(logits, dim=-1, dtype=full_dtype(logits.dtype))
-        rows = torch.arange(len(target))
-        nll = -probs[rows, target].log()
-        # log of the picked probability underflows only when it is below ~1e-38; fall back to log-softmax there
-        bad = ~torch.isfinite(nll)
-        if bad.any():
-            nll[bad] = -torch.log_softmax(full_precision(logits[bad]), -1).gather(1, target[bad, None])[:, 0]
-        ctx.save_for_backward(probs, target)
-        ctx.logits_dtype = logits.dtype
-        return nll
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        probs, target = ctx.saved_tensors
-        grad_logits = (probs * grad[:, None]).to(ctx.logits_dtype)
-        grad_logits[torch.arange(len(target)), target] -= grad.to(ctx.logits_dtype)
-        return grad_logits, None
-
-
-def token_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-row cross-entropy ``(N,)`` of ``logits`` ``(N, V)`` and ``target`` ``(N,)``, in float32 (or float64)
-    whatever the logits' type; equal to ``F.cross_entropy(..., reduction="none")`` and cheaper to differentiate
-    on the CPU."""
-    if not (logits.requires_grad and torch.is_grad_enabled()):
-        return F.cross_entropy(full_precision(logits), target, reduction="none")
-    return _TokenNLL.apply(logits, target)

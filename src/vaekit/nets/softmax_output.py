@@ -1,0 +1,113 @@
+"""A softmax output layer over a large vocabulary and its per-token negative log-likelihood, cheap to
+differentiate on the CPU.
+
+For N real tokens with decoder states ``h`` ``(N, H)``, an output layer ``W`` ``(V, H)``, ``b`` ``(V,)`` and
+targets ``y`` ``(N,)``:
+
+    logits  L = h W^T + b                        (N, V)
+    probs   P = softmax(L)                       (N, V)
+    nll_n     = -log P[n, y_n]                   (N,)
+
+With a 10k-word vocabulary the ``(N, V)`` matrices dominate the step. Given the upstream gradient ``g``
+``(N,)`` and ``Y`` = one-hot(y), the gradient of ``sum_n g_n nll_n`` is
+
+    dL = diag(g) (P - Y)
+    dh = diag(g) (P W - W[y])                    (N, H)
+    dW = P^T (diag(g) h) - scatter_y(diag(g) h)  (V, H)
+    db = P^T g - bincount(y, g)                  (V,)
+
+:func:`linear_token_nll` computes exactly this: the softmax of the forward pass is kept, the row weights
+``g`` and the one-hot terms are applied to the small ``(N, H)`` / ``(V, H)`` sides. No ``(N, V)`` gradient is ever formed (autograd through
+``F.linear`` + ``F.cross_entropy`` forms it, exponentiates the logits a second time, scales it row by row
+and sums it for the bias). :func:`token_nll` is the same loss for logits that already exist.
+
+Under CPU autocast the logits and the backward GEMMs run in the autocast type (bfloat16) as autocast's own
+``addmm`` would; the softmax is always computed and kept in float32 (float64 for float64 inputs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .heads import full_dtype, full_precision
+
+
+def _picked_nll(probs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``-log probs[n, target_n]``; where the probability underflows (below ~1e-38 in float32) the value
+    is recomputed by log-softmax from the logits."""
+    nll = -probs[torch.arange(len(target)), target].log()
+    bad = ~torch.isfinite(nll)
+    if bad.any():
+        nll[bad] = -torch.log_softmax(full_precision(logits[bad]), -1).gather(1, target[bad, None])[:, 0]
+    return nll
+
+
+class _TokenNLL(torch.autograd.Function):
+    """``-log softmax(logits)[target]`` per row; the backward pass is ``(softmax - onehot(target)) * grad``
+    from the kept softmax (no second exponential). bfloat16 logits get their gradient in bfloat16."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(logits, dim=-1, dtype=full_dtype(logits.dtype))
+        ctx.save_for_backward(probs, target)
+        ctx.logits_dtype = logits.dtype
+        return _picked_nll(probs, logits, target)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        probs, target = ctx.saved_tensors
+        grad_logits = (probs * grad[:, None]).to(ctx.logits_dtype)
+        grad_logits[torch.arange(len(target)), target] -= grad.to(ctx.logits_dtype)
+        return grad_logits, None
+
+
+def token_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row cross-entropy ``(N,)`` of ``logits`` ``(N, V)`` and ``target`` ``(N,)``, in float32 (or float64)
+    whatever the logits' type; equal to ``F.cross_entropy(..., reduction="none")`` and cheaper to differentiate
+    on the CPU."""
+    if not (logits.requires_grad and torch.is_grad_enabled()):
+        return F.cross_entropy(full_precision(logits), target, reduction="none")
+    return _TokenNLL.apply(logits, target)
+
+
+class _LinearTokenNLL(torch.autograd.Function):
+    """The output layer and the token NLL in one function (see the module docstring for the algebra)."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                target: torch.Tensor) -> torch.Tensor:
+        logits = F.linear(hidden, weight, bias)           # under autocast: in its type, as autocast's own
+        probs = torch.softmax(logits, dim=-1, dtype=full_dtype(logits.dtype))
+        nll = _picked_nll(probs, logits, target)
+        ctx.save_for_backward(probs, hidden, weight, target)
+        ctx.gemm_dtype = logits.dtype
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return nll
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        probs, hidden, weight, target = ctx.saved_tensors
+        dtype = ctx.gemm_dtype
+        p = probs if probs.dtype == dtype else probs.to(dtype)
+        g = grad.to(probs.dtype)
+        w = weight.to(dtype)
+        grad_hidden = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_hidden = ((p @ w).to(probs.dtype) - w[target].to(probs.dtype)) * g[:, None]
+            grad_hidden = grad_hidden.to(hidden.dtype)
+        if ctx.needs_input_grad[1]:
+            scaled = hidden.to(probs.dtype) * g[:, None]                                  # diag(g) h  (N, H)
+            grad_weight = (p.t() @ scaled.to(dtype)).to(probs.dtype).index_add_(0, target, -scaled).to(weight.dtype)
+        if ctx.needs_input_grad[2]:
+            grad_bias = (p.t() @ g.to(dtype)).to(probs.dtype).index_add_(0, target, -g).to(ctx.bias_dtype)
+        return grad_hidden, grad_weight, grad_bias, None
+
+
+def linear_token_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     target: torch.Tensor) -> torch.Tensor:
+    """``-log softmax(hidden @ weight.T + bias)[target]`` per row ``(N,)``, in float32 (or float64); equal to
+    ``token_nll(F.linear(hidden, weight, bias), target)`` and cheaper to differentiate (module docstring)."""
+    if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in (hidden, weight, bias)):
+        return token_nll(F.linear(hidden, weight, bias), target)
+    return _LinearTokenNLL.apply(hidden, weight, bias, target)
