@@ -171,7 +171,8 @@ def main() -> None:
     common = (f"LSTM sentence VAE, embedding {m.embedding}, hidden {m.hidden[0]}, z {m.latent}, vocabulary "
               f"{len(data.vocab)}, untied output, no dropout, batch {config.train.batch_size}, vaekit in "
               f"{args.precision}, {torch.get_num_threads()} torch threads, first {args.sentences} PTB training sentences")
-    suffix = "_bf16" if mixed else ""
+    protocol = f"_epochs{args.epochs}" if args.epochs != 3 else ""  # other lengths of vaekit's timed run: own names
+    suffix = ("_bf16" if mixed else "") + protocol
     notes = (f"{common}; vaekit trainer {our_speed:.0f} vs padded-batch float32 reference {ref_speed:.0f} real "
              f"tokens/s (medians of {args.repeats} alternated runs; the reference one pass over the sentences, "
              f"vaekit {args.epochs} epochs); unbucketed padding makes the reference compute "
@@ -179,10 +180,10 @@ def main() -> None:
     if mixed:
         ref_mixed_speed = statistics.median(ref_mixed)
         notes += f"; the reference under the same bf16 autocast: {ref_mixed_speed:.0f} tokens/s"
-        record(SCRIPT, "ptb_train_speedup_vs_reference_same_precision_bf16", our_speed / ref_mixed_speed, "ratio",
-               command, f"{common}; vaekit {our_speed:.0f} vs the reference under the same bf16 autocast "
+        record(SCRIPT, f"ptb_train_speedup_vs_reference_same_precision_bf16{protocol}", our_speed / ref_mixed_speed,
+               "ratio", command, f"{common}; vaekit {our_speed:.0f} vs the reference under the same bf16 autocast "
                f"{ref_mixed_speed:.0f} real tokens/s")
-        record(SCRIPT, "ptb_reference_tokens_per_s_bf16", ref_mixed_speed, "tokens/s", command, common)
+        record(SCRIPT, f"ptb_reference_tokens_per_s_bf16{protocol}", ref_mixed_speed, "tokens/s", command, common)
     notes += (f"; each timed run in a fresh process; the reference with vaekit's malloc setting "
               f"(train.retain_memory): {ref_retained_speed:.0f} tokens/s")
     record(SCRIPT, f"ptb_train_speedup_vs_reference_same_allocator{suffix}", our_speed / ref_retained_speed, "ratio",
@@ -191,7 +192,7 @@ def main() -> None:
     record(SCRIPT, f"ptb_train_speedup_vs_reference{suffix}", our_speed / ref_speed, "ratio", command, notes)
     record(SCRIPT, f"ptb_train_tokens_per_s{suffix}", our_speed, "tokens/s", command, common)
     if not mixed:  # (a bfloat16 run's float32 reference speed is in its speedup's notes)
-        record(SCRIPT, "ptb_reference_tokens_per_s", ref_speed, "tokens/s", command, common)
+        record(SCRIPT, f"ptb_reference_tokens_per_s{protocol}", ref_speed, "tokens/s", command, common)
 
 
 if __name__ == "__main__":
