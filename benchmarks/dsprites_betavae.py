@@ -2,9 +2,12 @@
 
     python benchmarks/dsprites_betavae.py --betas 1 4 16 --seeds 0 1 2
     python benchmarks/dsprites_betavae.py --betas 4 --seeds 0 --steps 2000      # a quick look
+    python benchmarks/dsprites_betavae.py --betas 4 --seeds 0 --steps 300000    # the papers' length
 
-Every run is ``recipes/betavae_dsprites.toml`` with ``train.beta``, ``train.seed`` and ``train.max_steps`` set;
-it lives in ``runs/betavae/b<beta>_s<seed>/`` and resumes exactly. Each trained encoder (posterior means) is
+Every run is ``recipes/betavae_dsprites.toml`` with ``train.beta`` and ``train.seed`` set; it lives in
+``runs/betavae/b<beta>_s<seed>/`` and resumes exactly. ``--steps`` sets another length (``train.max_steps``):
+those runs live in ``runs/betavae/b<beta>_s<seed>_<steps>/`` and their figures carry the length in their
+names (``dsprites_b4_s0_300k_mig``, ``dsprites_betavae_300k_mig``), apart from the recipe-length ones. Each trained encoder (posterior means) is
 scored by the BetaVAE score, the FactorVAE score and the MIG (:mod:`vaekit.disentanglement`) on images
 rendered on demand from uniformly drawn factors. Figures: one row per (beta, seed) and metric, the mean over
 seeds per beta, and the issue's ``dsprites_betavae_{mig,factorvae_score,betavae_score}`` for the beta with the
@@ -59,12 +62,17 @@ def main() -> None:
     args = parser.parse_args()
     command = (f"python benchmarks/dsprites_betavae.py --betas {' '.join(f'{b:g}' for b in args.betas)} --seeds "
                f"{' '.join(map(str, args.seeds))}" + (f" --steps {args.steps}" if args.steps else ""))
+    # a run length other than the recipe's gets its own run directories and metric names (e.g. "_300k"), so
+    # that a long run never continues, or relabels, the recipe-length runs; its epochs are left open so that
+    # train.max_steps ends it
+    tag = "" if not args.steps else f"_{args.steps // 1000}k" if args.steps % 1000 == 0 else f"_{args.steps}steps"
+    length = [f"train.max_steps={args.steps}", "train.epochs=1000"] if args.steps else []
     by_beta: dict[float, dict[str, list[float]]] = {}
     for beta in args.betas:
         for seed in args.seeds:
-            overrides = [f"train.beta={beta}", f"train.seed={seed}", f"name=betavae_b{beta:g}_s{seed}"]
-            config = load_recipe(RECIPE, overrides + ([f"train.max_steps={args.steps}"] if args.steps else []))
-            run_dir = ROOT / "runs" / "betavae" / f"b{beta:g}_s{seed}"
+            overrides = [f"train.beta={beta}", f"train.seed={seed}", f"name=betavae_b{beta:g}_s{seed}{tag}"]
+            config = load_recipe(RECIPE, overrides + length)
+            run_dir = ROOT / "runs" / "betavae" / f"b{beta:g}_s{seed}{tag}"
             result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
             if result.interrupted:
                 sys.exit(130)
@@ -72,17 +80,17 @@ def main() -> None:
             found = scores(run_dir, args.points, seed)
             for metric, value in found.items():
                 by_beta.setdefault(beta, {}).setdefault(metric, []).append(value)
-                record(SCRIPT, f"dsprites_b{beta:g}_s{seed}_{metric}", value, "score", command,
+                record(SCRIPT, f"dsprites_b{beta:g}_s{seed}{tag}_{metric}", value, "score", command,
                        f"{result.step} steps of batch {config.train.batch_size}; MLP {list(config.model.hidden)}, "
                        f"z = {config.model.latent}")
     for beta, metrics in by_beta.items():
         for metric, values in metrics.items():
             spread = f"sd {statistics.stdev(values):.3f}" if len(values) > 1 else "one seed"
-            record(SCRIPT, f"dsprites_b{beta:g}_{metric}", statistics.mean(values), "score", command,
+            record(SCRIPT, f"dsprites_b{beta:g}{tag}_{metric}", statistics.mean(values), "score", command,
                    f"mean over seeds {args.seeds} ({spread})")
     best = max(by_beta, key=lambda b: statistics.mean(by_beta[b]["mig"]))
     for metric, values in by_beta[best].items():
-        record(SCRIPT, f"dsprites_betavae_{metric}", statistics.mean(values), "score", command,
+        record(SCRIPT, f"dsprites_betavae{tag}_{metric}", statistics.mean(values), "score", command,
                f"beta = {best:g} (best mean MIG of betas {args.betas}); mean over seeds {args.seeds}")
 
 
