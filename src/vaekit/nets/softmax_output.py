@@ -16,10 +16,12 @@ With a 10k-word vocabulary the ``(N, V)`` matrices dominate the step. Given the 
     dW = P^T (diag(g) h) - scatter_y(diag(g) h)  (V, H)
     db = P^T g - bincount(y, g)                  (V,)
 
-:func:`linear_token_nll` computes exactly this: the softmax of the forward pass is kept, the row weights
-``g`` and the one-hot terms are applied to the small ``(N, H)`` / ``(V, H)`` sides. No ``(N, V)`` gradient is ever formed (autograd through
-``F.linear`` + ``F.cross_entropy`` forms it, exponentiates the logits a second time, scales it row by row
-and sums it for the bias). :func:`token_nll` is the same loss for logits that already exist.
+:func:`linear_token_nll` computes exactly this: the softmax of the forward pass is kept (computed in place
+over the logits, which are one GEMM of ``[h | 1]`` and ``[W | b]``), and the row weights ``g`` and the
+one-hot terms are applied to the small ``(N, H)`` / ``(V, H)`` sides. No ``(N, V)`` gradient is ever formed
+(autograd through ``F.linear`` + ``F.cross_entropy`` forms it, exponentiates the logits a second time,
+scales it row by row and sums it for the bias). :func:`token_nll` is the same loss for logits that
+already exist. Both are differentiable once (the training gradient), not twice.
 
 Under CPU autocast the logits and the backward GEMMs run in the autocast type (bfloat16) as autocast's own
 ``addmm`` would; the softmax is always computed and kept in float32 (float64 for float64 inputs).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .heads import full_dtype, full_precision
 
@@ -64,6 +67,7 @@ class _TokenNLL(torch.autograd.Function):
         return _picked_nll(probs, target, lambda rows: logits[rows])
 
     @staticmethod
+    @once_differentiable  # (a second derivative through the kept softmax would be wrong: refuse it)
     def backward(ctx, grad: torch.Tensor):
         probs, target = ctx.saved_tensors
         grad_logits = (probs * grad[:, None]).to(ctx.logits_dtype)
@@ -98,6 +102,7 @@ class _LinearTokenNLL(torch.autograd.Function):
         return nll
 
     @staticmethod
+    @once_differentiable  # (a second derivative through the kept softmax would be wrong: refuse it)
     def backward(ctx, grad: torch.Tensor):
         probs, hidden, weight, target = ctx.saved_tensors
         dtype = ctx.gemm_dtype
