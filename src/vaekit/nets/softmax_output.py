@@ -49,7 +49,8 @@ def _picked_nll(probs: torch.Tensor, target: torch.Tensor, logits_of) -> torch.T
 def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``hidden @ weight.T + bias`` as one GEMM of ``[hidden | 1]`` and ``[weight | bias]``: on the CPU, torch's
     ``addmm`` first copies the bias into every row of the output and then accumulates into it, which costs
-    more than the extra column (20% against 7% of the GEMM at (1000 x 256) @ (256 x 10k), float32)."""
+    more than the extra column (8.5% against 6% of the GEMM at (700 x 256) @ (256 x 10k), float32, one thread:
+    ``benchmarks/ptb_profile.py``)."""
     if bias is None:
         return hidden @ weight.t()
     return torch.cat([hidden, hidden.new_ones(len(hidden), 1)], 1) @ torch.cat([weight, bias[:, None]], 1).t()
