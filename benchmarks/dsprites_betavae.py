@@ -7,8 +7,8 @@
 Every run is ``recipes/betavae_dsprites.toml`` with ``train.beta`` and ``train.seed`` set; it lives in
 ``runs/betavae/b<beta>_s<seed>/`` and resumes exactly. ``--steps`` sets another length (``train.max_steps``):
 those runs live in ``runs/betavae/b<beta>_s<seed>_<steps>/`` and their figures carry the length in their
-names (``dsprites_b4_s0_300k_mig``, ``dsprites_betavae_300k_mig``), apart from the recipe-length ones. Each trained encoder (posterior means) is
-scored by the BetaVAE score, the FactorVAE score and the MIG (:mod:`vaekit.disentanglement`) on images
+names (``dsprites_b4_s0_300k_mig``, ``dsprites_betavae_300k_mig``), apart from the recipe-length ones. Each
+trained encoder (posterior means) is scored by the BetaVAE score, the FactorVAE score and the MIG (:mod:`vaekit.disentanglement`) on images
 rendered on demand from uniformly drawn factors. Figures: one row per (beta, seed) and metric, the mean over
 seeds per beta, and the issue's ``dsprites_betavae_{mig,factorvae_score,betavae_score}`` for the beta with the
 best mean MIG. BENCHMARKS.md says what the published ranges are known to be and where they were not looked up.

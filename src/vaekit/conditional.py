@@ -214,7 +214,8 @@ def condition_batches(images: torch.Tensor, labels: torch.Tensor | None, config,
     their one-hot ``labels`` when ``config.data.condition = label``."""
     if config.data.condition == "label":
         c = label_condition(labels[: len(images)], config.model.categories)
-        return [ConditionalBatch(images[i:i + batch_size], c[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        return [ConditionalBatch(images[i:i + batch_size], c[i:i + batch_size])
+                for i in range(0, len(images), batch_size)]
     return quadrant_batches(images, config, batch_size)
 
 

@@ -1,9 +1,10 @@
 """Gradient estimators for ``grad E_{q(z|x)}[f(z)]``, chosen from the posterior and a flag.
 
 Every estimator is called as ``estimator(q, f, x, samples=1) -> Estimate`` where ``f(z)`` returns a
-per-example value ``(B,)`` (``(S, B)`` for ``S = samples`` draws, averaged by the estimator) (for the ELBO, ``log p(x|z)``). ``Estimate.value`` is ``f(z)`` at the
-sample (what is reported) and ``Estimate.surrogate`` is a per-example tensor whose *gradient* is the
-estimator (what is differentiated), as Pyro separates ``loss`` from ``differentiable_loss``.
+per-example value ``(B,)`` (``(S, B)`` for ``S = samples`` draws, averaged by the estimator) (for the ELBO,
+``log p(x|z)``). ``Estimate.value`` is ``f(z)`` at the sample (what is reported) and ``Estimate.surrogate``
+is a per-example tensor whose *gradient* is the estimator (what is differentiated), as Pyro separates
+``loss`` from ``differentiable_loss``.
 
 * :class:`Pathwise` -- reparameterisation, ``z = g(eps, phi)`` (Kingma & Welling 2014).
 * :class:`ScoreFunction` -- REINFORCE (Williams 1992): ``(f(z) - b) grad log q(z|x)`` with a baseline

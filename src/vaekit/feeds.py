@@ -44,7 +44,8 @@ class ImageFeed:
         self.batch_size = config.train.batch_size
         self.binarise = config.data.binarize == "dynamic"
         n = len(data.train)
-        self.steps_per_epoch = math.ceil(n / self.batch_size) if not dist.active else n // (self.batch_size * dist.world)
+        self.steps_per_epoch = (math.ceil(n / self.batch_size) if not dist.active
+                                else n // (self.batch_size * dist.world))
         if self.steps_per_epoch == 0:
             raise DataError(f"{n} training examples make no batch of {self.batch_size} x {dist.world} processes: "
                             "lower train.batch_size or use fewer processes")

@@ -200,7 +200,8 @@ def training_curves(metrics_path, path) -> Path:
 def estimator_variance(rows: list[dict], path, title: str = "") -> Path:
     """Bar chart of the gradient variance (log scale) per estimator, each bar labelled with its relative
     bias and the bias that sampling noise alone would show; ``rows`` are
-    :class:`vaekit.diagnostics.GradientStats` dictionaries (rows of zero variance, the exact reference, are left out)."""
+    :class:`vaekit.diagnostics.GradientStats` dictionaries (rows of zero variance, the exact reference, are left
+    out)."""
     path = Path(path)
     rows = [r for r in rows if r["variance"] > 0]
     names = [r["name"] for r in rows]

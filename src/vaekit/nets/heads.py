@@ -59,7 +59,8 @@ class LatentSpec:
 
     @property
     def params_dim(self) -> int:
-        return {"gaussian": 2 * self.size, "categorical": self.size * self.categories, "bernoulli": self.size}[self.kind]
+        sizes = {"gaussian": 2 * self.size, "categorical": self.size * self.categories, "bernoulli": self.size}
+        return sizes[self.kind]
 
     @property
     def code_dim(self) -> int:
