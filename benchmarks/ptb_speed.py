@@ -146,8 +146,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     mixed = args.precision == "bfloat16"
-    command = (f"python benchmarks/ptb_speed.py --sentences {args.sentences} --repeats {args.repeats} --epochs {args.epochs}"
-               + (" --precision bfloat16" if mixed else "") + (f" --threads {args.threads}" if args.threads else ""))
+    command = (f"python benchmarks/ptb_speed.py --sentences {args.sentences} --repeats {args.repeats} "
+               f"--epochs {args.epochs}" + (" --precision bfloat16" if mixed else "") + (f" --threads {args.threads}" if args.threads else ""))
     config = speed_config(args.sentences, args.precision, args.threads)
     data = load_data(config.data)
     ref, ref_mixed, ref_retained, ours = [], [], [], []

@@ -260,7 +260,7 @@ class SentenceVAE(nn.Module):
     def _embed_for_encoder(self, batch: SentenceBatch) -> torch.Tensor:
         """The embeddings of ``batch.tokens`` ``(B, T, E)``. While training, the decoder's inputs are looked up in
         the same call and left on the batch for the decoder: the embedding matrix then gets one dense ``(V, E)``
-        gradient per step, where two lookups get two that autograd zero-fills and adds (~1.5% of a PTB step)."""
+        gradient per step, where two lookups get two that autograd zero-fills and adds."""
         if not (self.training and torch.is_grad_enabled()):
             return self.embed(batch.tokens)
         both = self.embed(torch.stack([batch.tokens, self.decoder_ids(batch.inputs)]))

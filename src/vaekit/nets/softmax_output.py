@@ -20,8 +20,8 @@ With a 10k-word vocabulary the ``(N, V)`` matrices dominate the step. Given the 
 over the logits, which are one GEMM of ``[h | 1]`` and ``[W | b]``), and the row weights ``g`` and the
 one-hot terms are applied to the small ``(N, H)`` / ``(V, H)`` sides. No ``(N, V)`` gradient is ever formed
 (autograd through ``F.linear`` + ``F.cross_entropy`` forms it, exponentiates the logits a second time,
-scales it row by row and sums it for the bias). :func:`token_nll` is the same loss for logits that
-already exist. Both are differentiable once (the training gradient), not twice.
+scales it row by row and sums it for the bias). It is differentiable once (the training gradient), not
+twice. :func:`token_nll` is the same loss, by torch, for logits that already exist.
 
 Under CPU autocast the logits and the backward GEMMs run in the autocast type (bfloat16) as autocast's own
 ``addmm`` would; the softmax is always computed and kept in float32 (float64 for float64 inputs).
@@ -36,16 +36,6 @@ from torch.autograd.function import once_differentiable
 from .heads import full_dtype, full_precision
 
 
-def _picked_nll(probs: torch.Tensor, target: torch.Tensor, logits_of) -> torch.Tensor:
-    """``-log probs[n, target_n]``; where the probability underflows (below ~1e-38 in float32) the value
-    is recomputed by log-softmax from those rows' logits, ``logits_of(rows)``."""
-    nll = -probs[torch.arange(len(target)), target].log()
-    bad = ~torch.isfinite(nll)
-    if bad.any():
-        nll[bad] = -torch.log_softmax(full_precision(logits_of(bad)), -1).gather(1, target[bad, None])[:, 0]
-    return nll
-
-
 def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``hidden @ weight.T + bias`` as one GEMM of ``[hidden | 1]`` and ``[weight | bias]``: on the CPU, torch's
     ``addmm`` first copies the bias into every row of the output and then accumulates into it, which costs
@@ -56,33 +46,10 @@ def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return torch.cat([hidden, hidden.new_ones(len(hidden), 1)], 1) @ torch.cat([weight, bias[:, None]], 1).t()
 
 
-class _TokenNLL(torch.autograd.Function):
-    """``-log softmax(logits)[target]`` per row; the backward pass is ``(softmax - onehot(target)) * grad``
-    from the kept softmax (no second exponential). bfloat16 logits get their gradient in bfloat16."""
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(logits, dim=-1, dtype=full_dtype(logits.dtype))
-        ctx.save_for_backward(probs, target)
-        ctx.logits_dtype = logits.dtype
-        return _picked_nll(probs, target, lambda rows: logits[rows])
-
-    @staticmethod
-    @once_differentiable  # (a second derivative through the kept softmax would be wrong: refuse it)
-    def backward(ctx, grad: torch.Tensor):
-        probs, target = ctx.saved_tensors
-        grad_logits = (probs * grad[:, None]).to(ctx.logits_dtype)
-        grad_logits[torch.arange(len(target)), target] -= grad.to(ctx.logits_dtype)
-        return grad_logits, None
-
-
 def token_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-row cross-entropy ``(N,)`` of ``logits`` ``(N, V)`` and ``target`` ``(N,)``, in float32 (or float64)
-    whatever the logits' type; equal to ``F.cross_entropy(..., reduction="none")`` and cheaper to differentiate
-    on the CPU."""
-    if not (logits.requires_grad and torch.is_grad_enabled()):
-        return F.cross_entropy(full_precision(logits), target, reduction="none")
-    return _TokenNLL.apply(logits, target)
+    whatever the logits' type (bfloat16 logits get their gradient in bfloat16)."""
+    return F.cross_entropy(full_precision(logits), target, reduction="none")
 
 
 class _LinearTokenNLL(torch.autograd.Function):
@@ -96,7 +63,10 @@ class _LinearTokenNLL(torch.autograd.Function):
             probs = torch._softmax(logits, -1, False, out=logits)  # in place: the logits are not needed again
         else:
             probs = torch.softmax(logits, dim=-1, dtype=full_dtype(logits.dtype))
-        nll = _picked_nll(probs, target, lambda rows: _logits(hidden[rows], weight, bias))
+        nll = -probs[torch.arange(len(target)), target].log()
+        bad = ~torch.isfinite(nll)  # a picked probability below ~1e-38 (float32): log-softmax of those rows
+        if bad.any():
+            nll[bad] = token_nll(_logits(hidden[bad], weight, bias), target[bad])
         ctx.save_for_backward(probs, hidden, weight, target)
         ctx.gemm_dtype = logits.dtype
         ctx.bias_dtype = None if bias is None else bias.dtype
