@@ -8,7 +8,9 @@
 
 Every variant is ``recipes/ptb_vae.toml`` with the overrides in ``VARIANTS``, so the rows differ in the
 training policy alone. A run lives in ``runs/ptb_table/<variant>/`` and is resumed exactly when the
-command is repeated (its checkpoint, with Adam's state, is ~75 MB: not kept in the repository).
+command is repeated. ``runs/`` is not in the repository and a new machine starts without it, so a run longer
+than a session is given ``--run-dir benchmarks/runs/<name>`` and its checkpoint (45 MB for the 256-unit model,
+with Adam's state) is committed when the session stops; the same command resumes it in the next one.
 Figures: ``ptb_<variant>_test_{nll,ppl,kl,mi,active_units,train_hours}`` (NLL and perplexity named
 ``test_nll_k100`` etc. when scored with another K than the issue's 500). The ``vae`` row (the recipe as it
 stands: annealing + word dropout) is thereby the issue's ``ptb_vae_*``; with K = 500 and the ``lm`` row
@@ -58,16 +60,17 @@ def recipe_tag(recipe: Path) -> str:
     return recipe.stem.removeprefix("ptb_vae_")
 
 
-def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE) -> dict:
+def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir: str = "") -> dict:
     tag = recipe_tag(recipe)
     prefix = f"ptb_{tag}_{name}" if tag else f"ptb_{name}"
     config = load_recipe(recipe, [*VARIANTS[name], f"name={prefix}"] + ([f"train.threads={threads}"] if threads else []))
-    run_dir = ROOT / "runs" / "ptb_table" / tag / name  # (an empty tag adds no level)
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
+    run_path = ROOT / run_dir if run_dir else ROOT / "runs" / "ptb_table" / tag / name  # (an empty tag adds no level)
+    result = train(config, run_path, resume=(run_path / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)  # checkpoint written: repeat the command to continue
-    report = evaluate_run(run_dir, k=k, split="test")
-    command = f"python benchmarks/ptb_table.py --variant {name}" + (f" --recipe {recipe.relative_to(ROOT)}" if tag else "")
+    report = evaluate_run(run_path, k=k, split="test")
+    command = (f"python benchmarks/ptb_table.py --variant {name}" + (f" --recipe {recipe.relative_to(ROOT)}" if tag else "")
+               + (f" --run-dir {run_dir}" if run_dir else ""))
     status = "finished" if report["finished"] else "NOT finished"
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}); {report['n']} test sentences, "
              f"{report['tokens']} tokens (words + </s>); overrides {VARIANTS[name] or 'none'}")
@@ -79,7 +82,7 @@ def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE) -> dict:
     if latent:
         figures.update({"test_kl": (report["kl"], "nats", ""), "test_mi": (report["mutual_information"], "nats", ""),
                         "active_units": (report["active_units"], f"of {report['latent_dim']}", "")})
-    trained_threads = checkpoint.load(run_dir)["config"]["train"]["threads"] or "default"
+    trained_threads = checkpoint.load(run_path)["config"]["train"]["threads"] or "default"
     figures["train_hours"] = (report["train_seconds"] / 3600, "hours", f"trained with {trained_threads} thread(s)")
     for key, (value, unit, extra) in figures.items():
         record(SCRIPT, f"{prefix}_{key}", value, unit, command, f"{extra + '; ' if extra else ''}{notes}")
@@ -92,10 +95,16 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=500)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="a ptb_vae_<tag>.toml recipe (default: ptb_vae)")
+    parser.add_argument("--run-dir", default="",
+                        help="where the run lives (default runs/ptb_table/[<tag>/]<variant>, which a new machine does not "
+                             "have); a run longer than a session goes in benchmarks/runs/ and is committed, so the next "
+                             "session resumes it exactly")
     args = parser.parse_args()
+    if args.run_dir and args.variant == "all":
+        parser.error("--run-dir names one run: give one --variant")
     recipe = args.recipe.resolve()
     for name in (VARIANTS if args.variant == "all" else [args.variant]):
-        run_variant(name, args.k, args.threads, recipe)
+        run_variant(name, args.k, args.threads, recipe, args.run_dir)
     recorded = {r["metric"]: r for r in json.loads((RESULTS / f"{SCRIPT}.json").read_text())}
     if "ptb_vae_test_nll" in recorded and "ptb_lm_test_nll" in recorded:
         difference = recorded["ptb_vae_test_nll"]["value"] - recorded["ptb_lm_test_nll"]["value"]
