@@ -1,17 +1,27 @@
-"""Write BENCHMARKS.md's table of figures from benchmarks/results/*.json (the only source of numbers).
+"""Write BENCHMARKS.md's tables from benchmarks/results/*.json (the only source of numbers).
 
     python benchmarks/write_markdown.py
 
-Replaces the text between the markers ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+Replaces the text between the markers ``<!-- results:begin -->`` and ``<!-- results:end -->`` (every figure)
+and between ``<!-- goals:begin -->`` and ``<!-- goals:end -->`` (the issues' goals against those figures,
+:mod:`goals`).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import goals  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+GOALS_BEGIN, GOALS_END = "<!-- goals:begin -->", "<!-- goals:end -->"
+
+
+cell = goals.cell  # a bar inside a cell (p(x|c), q(z|x)) would end it: escaped
 
 
 def table() -> str:
@@ -19,16 +29,21 @@ def table() -> str:
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         for r in json.loads(path.read_text()):
             value = f"{r['value']:.4g}" if isinstance(r["value"], float) else str(r["value"])
-            rows.append(f"| `{r['metric']}` | **{value}** | {r['unit']} | `{r['command']}` | {r['commit']} | "
-                        f"{r['date'][:10]} | {r['machine']} | {r['notes']} |")
+            rows.append(f"| `{r['metric']}` | **{value}** | {cell(r['unit'])} | `{r['command']}` | {r['commit']} | "
+                        f"{r['date'][:10]} | {cell(r['machine'])} | {cell(r['notes'])} |")
     return "\n".join(rows) + "\n"
+
+
+def replace_between(text: str, begin: str, end: str, content: str) -> str:
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return text[:start] + "\n" + content + text[stop:]
 
 
 def main() -> None:
     path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    path.write_text(text[:start] + "\n" + table() + text[end:])
+    text = replace_between(path.read_text(), BEGIN, END, table())
+    text = replace_between(text, GOALS_BEGIN, GOALS_END, goals.table())
+    path.write_text(text)
 
 
 if __name__ == "__main__":
