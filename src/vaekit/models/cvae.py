@@ -24,6 +24,9 @@ from ..nets.mlp import mlp
 
 
 class CVAE(nn.Module):
+    """Sohn et al.'s (2015) CVAE for x ``(B, x_dim)`` given c ``(B, c_dim)``: :meth:`prior` ``p(z|c)`` (the prior
+    network, or ``N(0, I)`` without one), :meth:`encode` ``q(z|x, c)``, :meth:`decode` ``p(x|z, c)`` (module docstring)."""
+
     def __init__(self, x_dim: int, c_dim: int, latent: int = 32, hidden: Sequence[int] = (500, 500),
                  activation: str = "relu", prior_network: bool = True):
         super().__init__()

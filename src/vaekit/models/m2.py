@@ -24,6 +24,10 @@ from ..nets.mlp import mlp
 
 
 class M2(nn.Module):
+    """Kingma et al.'s (2014) M2 on ``data_dim`` = D inputs: :meth:`prior_y` uniform over ``classes`` = C,
+    :meth:`prior_z` ``N(0, I)``, :meth:`encode_y` ``q(y|x)`` (the classifier), :meth:`encode_z` ``q(z|x, y)`` and
+    :meth:`decode` ``p(x|y, z)``; ``y`` is one-hot ``(..., B, C)`` (module docstring)."""
+
     def __init__(self, data_dim: int, classes: int = 10, latent: int = 50, hidden: Sequence[int] = (500,),
                  activation: str = "softplus", likelihood: str = "bernoulli"):
         super().__init__()

@@ -21,6 +21,10 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 
 
 class PPCA(nn.Module):
+    """Probabilistic PCA with ``data_dim`` = D observed and ``latent_dim`` = Z latent dimensions (float64 by
+    default): :meth:`prior` ``N(0, I_Z)``, :meth:`encode` ``q(z|x)`` (amortised diagonal, or the exact posterior),
+    :meth:`decode` ``p(x|z)``, and the exact :meth:`log_marginal` ``log p(x)`` and :meth:`posterior` (module docstring)."""
+
     def __init__(self, data_dim: int, latent_dim: int, sigma: float = 0.5, exact_posterior: bool = False,
                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64):
         super().__init__()

@@ -132,6 +132,10 @@ ROWS_PER_CALL = 1024  # sentences decoded at once when scoring many z per senten
 
 
 class SentenceVAE(nn.Module):
+    """Bowman et al.'s (2016) sentence VAE, or (``config.language_model``) the same decoder as an LSTM language model:
+    :meth:`prior` ``N(0, I)`` (or ``p(z|c)``), :meth:`encode` ``q(z|x)`` from the encoder LSTM's final state(s), and
+    :meth:`decode` an :class:`AutoregressiveSequence` ``p(x|z)`` over whole sentences of a :class:`SentenceBatch`."""
+
     def __init__(self, config: SentenceVAEConfig):
         super().__init__()
         c = self.config = config

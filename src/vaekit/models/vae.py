@@ -23,6 +23,10 @@ from .m2 import M2
 
 
 class VAE(nn.Module):
+    """``encoder`` maps x ``(B, *shape)`` to the parameters of ``q(z|x)`` and ``decoder`` maps z ``(..., B, Z)`` to those
+    of ``p(x|z)``; :meth:`prior`, :meth:`encode` and :meth:`decode` return ``torch.distributions`` objects with batch
+    shape ``(B,)`` (or ``(..., B)`` for several z per x) and event shape ``(Z,)`` / ``(D,)``."""
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent: int | LatentSpec, learn_prior: bool = False):
         super().__init__()
         self.encoder = encoder
