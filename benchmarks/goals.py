@@ -64,13 +64,15 @@ GOALS = (
 )
 
 
+def records(results: Path = RESULTS):
+    """Every recorded figure, file by file in name order, each file's records in their order."""
+    for path in sorted(results.glob("*.json")):
+        yield from json.loads(path.read_text())
+
+
 def load_results(results: Path = RESULTS) -> dict[str, dict]:
     """Every recorded figure by metric name."""
-    figures: dict[str, dict] = {}
-    for path in sorted(results.glob("*.json")):
-        for record in json.loads(path.read_text()):
-            figures[record["metric"]] = record
-    return figures
+    return {record["metric"]: record for record in records(results)}
 
 
 def status(goal: Goal, figures: dict[str, dict]) -> dict:
@@ -95,7 +97,8 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _number(value) -> str:
+def number(value) -> str:
+    """A figure as the tables print it: four significant digits for a float, ``-`` when not measured."""
     return "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
 
 
@@ -104,14 +107,14 @@ def table(figures: dict[str, dict] | None = None, goals: tuple[Goal, ...] = GOAL
     rows = ["| issue | goal | target | issue's figure | best attempt | met? | anchor |", "|---|---|---|---|---|---|---|"]
     for goal in goals:
         s = status(goal, figures)
-        target = f"{goal.compare} {_number(s['target'])}" + (f" (`{goal.target}`)" if isinstance(goal.target, str) else "")
+        target = f"{goal.compare} {number(s['target'])}" + (f" (`{goal.target}`)" if isinstance(goal.target, str) else "")
         best = "-"
         if s["best"] and s["best"][0] != goal.metric:
-            best = f"{_number(s['best'][1])} (`{s['best'][0]}`)"
+            best = f"{number(s['best'][1])} (`{s['best'][0]}`)"
         verdict = {True: "**yes**", False: "no", None: "not measured"}[s["met"]]
         if not s["met"] and s["best_met"]:
             verdict = "by an attempt only"
-        rows.append(f"| {goal.issue} | {cell(goal.what)} | {target} | {_number(s['value'])} (`{goal.metric}`) | {best} | "
+        rows.append(f"| {goal.issue} | {cell(goal.what)} | {target} | {number(s['value'])} (`{goal.metric}`) | {best} | "
                     f"{verdict} | {goal.anchor} |")
     return "\n".join(rows) + "\n"
 

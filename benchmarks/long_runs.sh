@@ -16,7 +16,7 @@ set -eu
 cd "$(dirname "$0")/.."
 mkdir -p runs/logs
 
-lane_a() {  # issue 2: IWAE k = 5 as Burda et al. ran it (~9 h on one core; 5 MB checkpoint)
+lane_a() {  # issue 2: IWAE k = 5 as Burda et al. ran it (~11 h on a shared core; 5 MB checkpoint)
     python benchmarks/mnist_burda.py recipes/burda_iwae5_paper.toml --metric mnist_iwae5_burda_paper_test_nll
 }
 

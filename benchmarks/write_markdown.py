@@ -9,7 +9,6 @@ and between ``<!-- goals:begin -->`` and ``<!-- goals:end -->`` (the issues' goa
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -21,16 +20,12 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 GOALS_BEGIN, GOALS_END = "<!-- goals:begin -->", "<!-- goals:end -->"
 
 
-cell = goals.cell  # a bar inside a cell (p(x|c), q(z|x)) would end it: escaped
-
-
 def table() -> str:
     rows = ["| metric | value | unit | command | commit | date | machine | notes |", "|---|---|---|---|---|---|---|---|"]
-    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
-        for r in json.loads(path.read_text()):
-            value = f"{r['value']:.4g}" if isinstance(r["value"], float) else str(r["value"])
-            rows.append(f"| `{r['metric']}` | **{value}** | {cell(r['unit'])} | `{r['command']}` | {r['commit']} | "
-                        f"{r['date'][:10]} | {cell(r['machine'])} | {cell(r['notes'])} |")
+    cell = goals.cell  # a bar inside a cell (p(x|c), q(z|x)) would end it
+    for r in goals.records():
+        rows.append(f"| `{r['metric']}` | **{goals.number(r['value'])}** | {cell(r['unit'])} | `{r['command']}` | "
+                    f"{r['commit']} | {r['date'][:10]} | {cell(r['machine'])} | {cell(r['notes'])} |")
     return "\n".join(rows) + "\n"
 
 
