@@ -49,6 +49,7 @@ def _worker(rank, world, port, out, jobs):
             results.append({"step": result.step, "params": result.model.state_dict(),
                             "estimator": result.estimator.state_dict() if result.estimator is not None else {}})
         torch.save(results, os.path.join(out, f"results-rank{rank}.pt"))
+        dist.barrier()  # as Dist.close: no rank tears gloo down while the other is still in a collective
     finally:
         dist.destroy_process_group()
 

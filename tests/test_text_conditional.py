@@ -90,7 +90,9 @@ def test_teacher_forced_scores_equal_the_step_decoder_that_generation_uses():
 def test_the_conditional_lm_is_scored_exactly_and_the_cvae_by_importance_sampling():
     batch = some_sentences()
     lm = small_model(language_model=True)
-    assert torch.equal(conditional_log_likelihood(lm, batch), lm.predict(batch.c).log_prob(batch.x))
+    # the scorer runs without autograd and the reference with it: the LSTM kernels may round differently
+    torch.testing.assert_close(conditional_log_likelihood(lm, batch), lm.predict(batch.c).log_prob(batch.x),
+                               rtol=0, atol=1e-5)
     cvae = small_model()
     torch.manual_seed(1)
     estimate = conditional_log_likelihood(cvae, batch, samples=2000)

@@ -54,7 +54,10 @@ class Dist:
         return box[0]
 
     def close(self) -> None:
+        """Leave the group this process created; ranks meet at a barrier first, so none tears down gloo's
+        connections while another is still finishing a collective (a rank then dies with SIGABRT)."""
         if self.created_group and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
