@@ -58,3 +58,14 @@ def test_user_errors_are_one_clear_line(tmp_path, mnist_available, capsys):
     assert main(["plot", str(run), "--what", "manifold"]) == 2
     assert "2-D latent" in capsys.readouterr().err
     assert main(["data", "verify", "imagenet"]) == 2
+
+
+def test_bfloat16_on_a_cpu_that_emulates_it_warns_in_one_line_with_the_fix(tmp_path, mnist_available, capsys,
+                                                                             monkeypatch):
+    from vaekit import precision
+    monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: False)
+    run = tmp_path / "run"
+    assert main(["train", "recipes/default.toml", "--out", str(run), "--epochs", "1", "--no-eval",
+                 "--set", "train.precision=bfloat16", *SMALL]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "--set train.precision=float32" in warning[0]

@@ -84,3 +84,37 @@ def test_a_float32_run_may_continue_in_mixed_precision(tmp_path, tiny_images):
     more = load_recipe(None, TINY + ["train.precision=bfloat16"])
     result = train(more, tmp_path / "run", resume=True, data=tiny_images, progress=False)
     assert result.finished and result.epoch == 3
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_lstm_falls_back_to_a_float32_recurrence_where_the_cpu_has_no_bfloat16_lstm(monkeypatch, bidirectional):
+    """AVX2-only CPUs have no oneDNN bfloat16 LSTM: forced here, the recurrence must equal the float32 LSTM's
+    exactly (packed and unpacked inputs, with a bfloat16 initial state), and its gradients must reach the inputs."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from vaekit.nets import recurrent
+    torch.manual_seed(0)
+    lstm = recurrent.LSTM(6, 5, batch_first=True, bidirectional=bidirectional)
+    x = torch.randn(3, 4, 6, requires_grad=True)
+    h0 = tuple(torch.randn(2 if bidirectional else 1, 3, 5) for _ in range(2))
+    reference, _ = lstm(x, h0)
+    monkeypatch.setattr(recurrent, "bfloat16_lstm_available", lambda: False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = lstm(x, tuple(t.bfloat16() for t in h0) if not bidirectional else h0)
+        packed, _ = lstm(pack_padded_sequence(x, torch.tensor([4, 3, 2]), batch_first=True))
+    assert out.dtype == h.dtype == packed.data.dtype == torch.float32
+    if bidirectional:
+        assert torch.equal(out, reference)
+    else:  # the initial state went through bfloat16 on its way in
+        assert torch.equal(out, lstm(x, tuple(t.bfloat16().float() for t in h0))[0])
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+
+def test_native_bfloat16_is_read_from_the_cpu_flags():
+    from vaekit.precision import cpu_has_native_bfloat16
+    assert cpu_has_native_bfloat16("processor: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n") is True
+    assert cpu_has_native_bfloat16("processor: 0\nflags\t\t: fpu sse4_2 avx2 fma\n") is False      # AVX2-only EPYC
+    assert cpu_has_native_bfloat16("processor: 0\nFeatures\t: fp asimd bf16 i8mm\n") is True       # aarch64
+    assert cpu_has_native_bfloat16("processor: 0\n") is None

@@ -43,7 +43,11 @@ def tiny(path, *extra):
                               "eval.batch_size=32", *extra])
 
 
-def test_a_sentence_vae_learns_in_mixed_precision(tmp_path, corpus):
+@pytest.mark.parametrize("bf16_lstm", [True, False], ids=["native", "avx2-fallback"])
+def test_a_sentence_vae_learns_in_mixed_precision(tmp_path, corpus, monkeypatch, bf16_lstm):
+    from vaekit.nets import recurrent
+    if not bf16_lstm:  # as on CPUs without a bfloat16 LSTM primitive: the recurrence runs in float32
+        monkeypatch.setattr(recurrent, "bfloat16_lstm_available", lambda: False)
     result = train(tiny(corpus, "train.precision=bfloat16", "model.tie_embeddings=true", "model.embedding=12"),
                    tmp_path / "run", progress=False)
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from .errors import VaekitError
+from .errors import VaekitError, VaekitWarning
 
 EPILOG = """examples:
   vaekit data fetch mnist
@@ -322,12 +323,23 @@ def cmd_export(args) -> None:
     print(export_run(args.run_dir, args.out))
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """vaekit's own warnings as one ``warning:`` line (they name their fix); others as Python prints them."""
+    if issubclass(category, VaekitWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            warnings.simplefilter("default", VaekitWarning)  # shown once each, whatever the caller's filters
+            args.func(args)
     except VaekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

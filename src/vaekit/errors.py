@@ -22,3 +22,12 @@ class ConfigError(VaekitError):
 
 class TrainingDiverged(VaekitError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class VaekitWarning(UserWarning):
+    """Something the user asked for works but costs more than they likely expect; the message names the fix.
+    The CLI prints these as one ``warning:`` line."""
+
+
+class SlowPrecisionWarning(VaekitWarning):
+    """``train.precision = 'bfloat16'`` on a CPU that emulates bfloat16 arithmetic (many times slower)."""

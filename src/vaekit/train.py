@@ -42,6 +42,7 @@ from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .estimators import GumbelSoftmax
 from .families import FAMILIES, Family, family_of
 from .nets.heads import full_precision
+from .precision import warn_if_bfloat16_is_emulated
 from .runs import load_data, write_json
 from .schedules import gumbel_temperature, kl_weight, lr_multiplier
 
@@ -199,6 +200,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     classifier_weight = t.classifier_weight or getattr(feed, "default_classifier_weight", 0.0)
     step_module = ObjectiveModule(model, family, t.objective, t.k, estimator, t.free_bits, classifier_weight,
                                   t.hybrid_alpha, t.precision)
+    warn_if_bfloat16_is_emulated(t.precision, next(model.parameters()).device.type)
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     parameters = list(model.parameters())  # (what gradient clipping covers: the model, not a learned baseline)
     steps_per_epoch = feed.steps_per_epoch

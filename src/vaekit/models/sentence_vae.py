@@ -37,6 +37,7 @@ from torch.distributions import Distribution, Independent, Normal
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..nets.heads import diagonal_gaussian, full_precision
+from ..nets.recurrent import LSTM
 from ..nets.softmax_output import linear_token_nll
 
 
@@ -151,11 +152,11 @@ class SentenceVAE(nn.Module):
         if c.language_model:
             self.encoder = self.to_posterior = None
         else:
-            self.encoder = nn.LSTM(c.embedding, c.hidden, batch_first=True, bidirectional=c.bidirectional)
+            self.encoder = LSTM(c.embedding, c.hidden, batch_first=True, bidirectional=c.bidirectional)
             self.to_posterior = nn.Linear(directions * c.hidden + label_dim, 2 * c.latent)
         self.to_state = nn.Linear(code_dim, 2 * c.hidden) if c.z_to_initial_state and code_dim else None
         decoder_in = c.embedding + (code_dim if c.z_every_input else 0)
-        self.decoder = nn.LSTM(decoder_in, c.hidden, batch_first=True)
+        self.decoder = LSTM(decoder_in, c.hidden, batch_first=True)
         if c.tie_embeddings:
             self.project = nn.Linear(c.hidden, c.embedding)
             self.output_bias = nn.Parameter(torch.zeros(c.vocab_size))
