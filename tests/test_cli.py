@@ -69,3 +69,18 @@ def test_bfloat16_on_a_cpu_that_emulates_it_warns_in_one_line_with_the_fix(tmp_p
                  "--set", "train.precision=bfloat16", *SMALL]) == 0
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "--set train.precision=float32" in warning[0]
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["eval", "RUN", "--k", "0"], "--k: must be at least 1, got 0"),
+    (["eval", "RUN", "--limit", "-1"], "--limit: must be at least 0, got -1"),
+    (["sample", "RUN", "--n", "-3"], "--n: must be at least 1, got -3"),
+    (["sample", "RUN", "--temperature", "0"], "--temperature: must be a finite number above 0"),
+    (["train", "--epochs", "two"], "--epochs: expected a whole number, got 'two'"),
+    (["interpolate", "RUN", "a", "b", "--steps", "1"], "--steps: must be at least 2, got 1"),
+])
+def test_numeric_options_out_of_range_are_refused_before_any_work(argv, complaint, capsys):
+    """--k 0 used to mean "the recipe's K" (5000 for the Burda runs) and ran for minutes; now it is refused."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and complaint in capsys.readouterr().err

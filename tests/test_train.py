@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -90,8 +91,13 @@ def test_checkpoints_load_with_weights_only_and_foreign_files_are_refused(tmp_pa
     train(load_recipe(None, TINY + ["train.epochs=1"]), tmp_path / "run", data=tiny_images, progress=False)
     torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="cannot read .* not a file vaekit wrote") as refused:
         checkpoint.load(tmp_path / "bad.pt")
+    assert "weights_only" not in str(refused.value) and "\n" not in str(refused.value)  # not torch's unsafe advice
+    whole = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(whole[: len(whole) // 2])  # e.g. a copy interrupted half way
+    with pytest.raises(CheckpointError, match="truncated or damaged.*restore it from a copy"):
+        checkpoint.load(tmp_path / "cut.pt")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         checkpoint.load(tmp_path / "nowhere")
 
@@ -108,6 +114,15 @@ def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path):
         checkpoint.save_atomic({"a": Unpicklable()}, path)
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
+
+
+def test_checkpoints_get_the_permissions_of_any_new_file(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        checkpoint.save_atomic({"a": torch.ones(2)}, tmp_path / "c.pt")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
 
 
 def test_iwae_objective_and_gaussian_likelihood_train(tmp_path, tiny_images):

@@ -28,6 +28,12 @@ RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.log_every", "trai
                      "train.precision", "train.checkpoint_every", "train.val_every", "eval.", "name")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same directory, fsync, then rename over ``path``.
 
@@ -37,6 +43,7 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a checkpoint is as readable as any file
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
@@ -58,8 +65,13 @@ def load(path: str | Path) -> dict[str, Any]:
                               "Train one with `vaekit train`.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise CheckpointError(f"cannot read {path} as a checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # corrupt or foreign file: one line, without torch's advice to unpickle it unsafely
+        with open(path, "rb") as handle:
+            is_archive = handle.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+        why = ("it is truncated or damaged (a torch archive that does not read to its end)" if is_archive
+               else f"it is not a file vaekit wrote ({type(exc).__name__})")
+        raise CheckpointError(f"cannot read {path} as a checkpoint: {why}; restore it from a copy or train the "
+                              "run again") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint")
     return state

@@ -33,6 +33,31 @@ EPILOG = """examples:
 """
 
 
+def _whole(least: int):
+    """An argparse type: a whole number of at least ``least``, refused in one line naming the bound."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+    parse.__name__ = f"whole number >= {least}"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vaekit", description="Train, evaluate and look inside variational autoencoders.",
@@ -53,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a recipe value, e.g. --set train.epochs=5 (repeatable)")
     p.add_argument("--out", help="run directory (default runs/<recipe name>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
-    p.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=N")
+    p.add_argument("--epochs", type=_whole(1), help="shorthand for --set train.epochs=N")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation and plots")
-    p.add_argument("--nproc", type=int, default=1, metavar="N",
+    p.add_argument("--nproc", type=_whole(1), default=1, metavar="N",
                    help="train data-parallel in N local processes (launches torchrun; batch_size is per process)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="progress bars (auto: only when stderr is a terminal)")
@@ -63,21 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="importance-sampled NLL, ELBO, KL and active units of a run")
     p.add_argument("run_dir")
-    p.add_argument("--k", type=int, help="importance samples (default: the recipe's eval.k)")
+    p.add_argument("--k", type=_whole(1), help="importance samples (default: the recipe's eval.k)")
     p.add_argument("--split", choices=["test", "val", "train"], help="split (default: the recipe's eval.split)")
-    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N examples")
+    p.add_argument("--limit", type=_whole(0), default=0, help="evaluate only the first N examples")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("sample", help="samples from the prior: an image grid, or sentences")
     p.add_argument("run_dir")
-    p.add_argument("--n", type=int, help="how many (default 64 images, 10 sentences)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_whole(1), help="how many (default 64 images, 10 sentences)")
+    p.add_argument("--seed", type=_whole(0), default=0)
     p.add_argument("--out", help="PNG path (default RUN_DIR/samples.png)")
     p.add_argument("--method", choices=["greedy", "sample", "beam"], default="sample",
                    help="sentences: decoding of p(x|z) (default ancestral sampling)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sentences: sampling temperature")
-    p.add_argument("--beam", type=int, default=5, help="sentences: beam width")
+    p.add_argument("--temperature", type=_positive_float, default=1.0, help="sentences: sampling temperature")
+    p.add_argument("--beam", type=_whole(1), default=5, help="sentences: beam width")
     _label_option(p)
     p.set_defaults(func=cmd_sample)
 
@@ -85,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "a sentence's code z ~ q(z|x) decodes to")
     p.add_argument("run_dir")
     p.add_argument("sentence", nargs="?", help="sentence runs: the sentence to encode")
-    p.add_argument("--n", type=int, help="images (default 32), or posterior samples of the sentence (default 5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_whole(1), help="images (default 32), or posterior samples of the sentence (default 5)")
+    p.add_argument("--seed", type=_whole(0), default=0)
     p.add_argument("--out", help="PNG path (default RUN_DIR/reconstructions.png)")
     _label_option(p)
     p.set_defaults(func=cmd_reconstruct)
@@ -95,15 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("first")
     p.add_argument("second")
-    p.add_argument("--steps", type=int, default=5, help="points on the line, ends included")
+    p.add_argument("--steps", type=_whole(2), default=5, help="points on the line, ends included")
     _label_option(p)
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("impute", help="complete the end of a sentence from its beginning (beam search + ICM)")
     p.add_argument("run_dir")
     p.add_argument("prefix")
-    p.add_argument("--beam", type=int, default=5)
-    p.add_argument("--icm", type=int, default=3, help="rounds of iterated conditional modes between z and words")
+    p.add_argument("--beam", type=_whole(1), default=5)
+    p.add_argument("--icm", type=_whole(0), default=3, help="rounds of iterated conditional modes between z and words")
     p.add_argument("--length-penalty", type=float, default=0.0,
                    help="rank completions by log-probability / length ** P (0: raw sum, which favours short endings)")
     _label_option(p)
