@@ -235,3 +235,43 @@ def test_bag_of_words_trains_through_the_trainer_and_is_refused_elsewhere(tmp_pa
     assert any(k.startswith("bow.") for k in checkpoint.load(tmp_path / "bow")["model"])
     with pytest.raises(ConfigError, match="bag_of_words"):
         load_recipe(None, ["model.bag_of_words=true"])  # an image VAE
+
+
+def test_a_stopped_text_evaluation_resumes_to_exactly_the_uninterrupted_figures(tmp_path, corpus, monkeypatch):
+    """PTB scoring at K = 500 outlives a session: stopped after its third batch, the same call continues from the
+    partial file and gives every figure of the uninterrupted run, bit for bit, scoring no batch twice."""
+    from vaekit import evaluate as evaluate_module
+    run = tmp_path / "vae"
+    train(tiny(corpus), run, progress=False)
+    _, model, _ = load_model(run)
+    batches = text_batches(load_data(tiny(corpus).data), "test", 3)
+    assert len(batches) >= 5
+    whole = evaluate_text(model, batches, k=20, sample_chunk=7, seed=3)
+    partial = tmp_path / "partial.pt"
+    scored, real = [], evaluate_module.log_likelihood
+
+    def stop_at_the_fourth(model, batch, **kw):
+        scored.append(len(scored))
+        if len(scored) == 4:
+            raise KeyboardInterrupt
+        return real(model, batch, **kw)
+
+    monkeypatch.setattr(evaluate_module, "log_likelihood", stop_at_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_text(model, batches, k=20, sample_chunk=7, seed=3, partial=partial, save_every_s=0)
+    assert torch.load(partial, weights_only=True)["next_batch"] == 3
+    scored.clear()
+    monkeypatch.setattr(evaluate_module, "log_likelihood", lambda *a, **kw: scored.append(1) or real(*a, **kw))
+    torch.manual_seed(123)  # the caller's random state does not matter: the partial file carries its own
+    resumed = evaluate_text(model, batches, k=20, sample_chunk=7, seed=3, partial=partial, save_every_s=0)
+    assert len(scored) == len(batches) - 3  # only the batches not yet scored
+    monkeypatch.setattr(evaluate_module, "log_likelihood", real)
+    assert not partial.exists()  # finished: the partial file is removed
+    for key in whole:
+        if key != "seconds":
+            assert resumed[key] == whole[key], key
+    # a partial file of another K is not continued; a damaged one is ignored: both start over, same figures
+    evaluate_text(model, batches[:2], k=20, sample_chunk=7, seed=3, partial=partial, save_every_s=0)
+    partial.write_bytes(b"damaged")
+    again = evaluate_text(model, batches, k=20, sample_chunk=7, seed=3, partial=partial)
+    assert again["nll_per_example"] == whole["nll_per_example"]

@@ -17,11 +17,14 @@ importance samples are drawn from a seeded generator, so two evaluations of one 
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
+from pathlib import Path
 
 import torch
 
+from .checkpoint import save_atomic
 from .objectives import elbo, log_likelihood
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -113,42 +116,65 @@ def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, sampl
 
 @torch.no_grad()
 def evaluate_text(model, batches, k: int = 500, sample_chunk: int = 50, seed: int = 0,
-                  progress: bool | None = None) -> dict:
+                  progress: bool | None = None, partial: str | Path | None = None,
+                  save_every_s: float = 60.0) -> dict:
     """Evaluate a sentence model on ``batches`` (:class:`vaekit.models.SentenceBatch`); plain numbers.
 
     ``nll`` is nats per sentence (importance-sampled with ``k`` samples for a VAE, exact for a language
     model), ``ppl = exp(sum NLL / tokens)`` with ``tokens`` = words + ``</s>``. For a VAE also the ELBO,
     KL, mutual information (all sentences up to 5000), active units and reconstruction accuracy.
+
+    ``partial`` makes a long scoring resumable (PTB at K = 500 takes about an hour on one core): every
+    ``save_every_s`` seconds, at a batch boundary, what has been scored and the random state are written there
+    atomically; a later call with the same model, batches, K, chunking and seed continues from that batch and
+    returns exactly the figures of an uninterrupted run (then deletes the file). A partial file of anything else,
+    or a damaged one, is ignored and scoring starts over.
     """
     model.eval()
     if progress is None:
         progress = sys.stderr.isatty()
+    batches = list(batches)
     latent = getattr(model, "encoder", None) is not None
     state = torch.get_rng_state()
     torch.manual_seed(seed)
     start = time.perf_counter()
-    log_px, bounds, recon, kls, locs, scales = [], [], [], [], [], []
-    tokens = correct = 0
-    iterator = batches
+    acc = {"log_px": [], "bounds": [], "recon": [], "kls": [], "locs": [], "scales": [], "tokens": 0, "correct": 0,
+           "next_batch": 0, "seconds": 0.0}
+    fingerprint = _evaluation_fingerprint(model, batches, k, sample_chunk, seed) if partial is not None else None
+    if partial is not None:
+        acc = _resume_partial(Path(partial), fingerprint) or acc
+    last_save = time.perf_counter()
+    iterator = range(acc["next_batch"], len(batches))
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(batches, desc=f"log p(x), K={k}" if latent else "log p(x)", leave=False, dynamic_ncols=True)
-    for batch in iterator:
-        tokens += int(batch.lengths.sum())
+        iterator = tqdm(iterator, desc=f"log p(x), K={k}" if latent else "log p(x)", leave=False, dynamic_ncols=True,
+                        total=len(batches), initial=acc["next_batch"])
+    for index in iterator:
+        batch = batches[index]
+        acc["tokens"] += int(batch.lengths.sum())
         if not latent:  # one decoder pass gives the exact log p(x) and the next-token hits
             sentence_log_px, hits = _decode_scores(model, None, batch)
-            log_px.append(sentence_log_px)
-            correct += hits
-            continue
-        log_px.append(log_likelihood(model, batch, k=k, sample_chunk=sample_chunk))
-        terms = elbo(model, batch)
-        bounds.append(terms.bound)
-        recon.append(terms.log_px_z)
-        kls.append(terms.kl)
-        q = model.encode(batch)
-        locs.append(q.base_dist.loc)
-        scales.append(q.base_dist.scale)
-        correct += _decode_scores(model, q.base_dist.loc, batch)[1]
+            acc["log_px"].append(sentence_log_px)
+            acc["correct"] += hits
+        else:
+            acc["log_px"].append(log_likelihood(model, batch, k=k, sample_chunk=sample_chunk))
+            terms = elbo(model, batch)
+            acc["bounds"].append(terms.bound)
+            acc["recon"].append(terms.log_px_z)
+            acc["kls"].append(terms.kl)
+            q = model.encode(batch)
+            acc["locs"].append(q.base_dist.loc)
+            acc["scales"].append(q.base_dist.scale)
+            acc["correct"] += _decode_scores(model, q.base_dist.loc, batch)[1]
+        acc["next_batch"] = index + 1
+        if partial is not None and time.perf_counter() - last_save >= save_every_s and index + 1 < len(batches):
+            seconds = acc["seconds"] + time.perf_counter() - start
+            save_atomic({**acc, "seconds": seconds, "fingerprint": fingerprint, "rng": torch.get_rng_state()},
+                        partial)
+            last_save = time.perf_counter()
+    log_px, bounds, recon, kls, locs, scales = (acc[key] for key in ("log_px", "bounds", "recon", "kls", "locs",
+                                                                     "scales"))
+    tokens, correct = acc["tokens"], acc["correct"]
     torch.set_rng_state(state)
     log_px_all = torch.cat(log_px).double()
     n = len(log_px_all)
@@ -175,8 +201,37 @@ def evaluate_text(model, batches, k: int = 500, sample_chunk: int = 50, seed: in
             "mutual_information": mutual_information(loc[pick].double(), scale[pick].double(),
                                                      torch.Generator().manual_seed(seed)),
         })
-    result["seconds"] = time.perf_counter() - start
+    result["seconds"] = acc["seconds"] + time.perf_counter() - start
+    if partial is not None and Path(partial).exists():
+        Path(partial).unlink()
     return result
+
+
+def _evaluation_fingerprint(model, batches, k: int, sample_chunk: int, seed: int) -> str:
+    """What a partial evaluation must share with this one to be continued: the weights, the sentences, the
+    estimator's settings (a SHA-256 over their bytes)."""
+    digest = hashlib.sha256(repr((k, sample_chunk, seed, len(batches))).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    for batch in batches:
+        digest.update(batch.tokens.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _resume_partial(path: Path, fingerprint: str) -> dict | None:
+    """The saved state of an interrupted evaluation with this fingerprint (its random state restored), or None."""
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # damaged: start over (the file is replaced at the next save)
+        return None
+    if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint:
+        return None
+    torch.set_rng_state(saved.pop("rng"))
+    saved.pop("fingerprint")
+    return saved
 
 
 def _decode_scores(model, z, batch) -> tuple[torch.Tensor, int]:

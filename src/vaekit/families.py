@@ -95,7 +95,10 @@ class Family:
         return 0
 
     # --- what a finished run gives -------------------------------------------------------------------------
-    def evaluate(self, config: RunConfig, model, data, split: str, k: int, limit: int, progress) -> dict:
+    def evaluate(self, config: RunConfig, model, data, split: str, k: int, limit: int, progress,
+                 partial: Path | None = None) -> dict:
+        """The family's figures on ``split``; ``partial`` is where a long evaluation may keep what it has scored
+        so that repeating it continues (used by the sentence family, whose K = 500 scoring takes an hour)."""
         x = runs.eval_inputs(config, data, split)[: limit or None]
         return evaluate.evaluate(model, x, k=k, batch_size=config.eval.batch_size,
                                  sample_chunk=config.eval.sample_chunk, seed=config.eval.seed, progress=progress)
@@ -167,7 +170,7 @@ class SemiSupervised(Family):
         # the bound on log p(x), the label summed out
         return semi_supervised.unlabelled_bound(model, x, estimators.Enumerate())
 
-    def evaluate(self, config, model, data, split, k, limit, progress):
+    def evaluate(self, config, model, data, split, k, limit, progress, partial=None):
         x, labels = semi_supervised.m2_inputs(config, data, split), data.split(split)[1]
         return semi_supervised.evaluate_m2(model, x[: limit or None], labels[: limit or None], seed=config.eval.seed)
 
@@ -230,7 +233,7 @@ class ConditionalImage(_Conditional, Family):
         feed = feeds.ClassConditionFeed if config.data.condition == "label" else feeds.QuadrantFeed
         return feed(config, data, dist, runs.eval_inputs(config, data, "val"))
 
-    def evaluate(self, config, model, data, split, k, limit, progress):
+    def evaluate(self, config, model, data, split, k, limit, progress, partial=None):
         x = runs.eval_inputs(config, data, split)[: limit or None]
         batches = conditional.condition_batches(x, data.split(split)[1], config, config.eval.batch_size)
         # a GSNN never trains q(z|x,c): its likelihood is estimated with the prior network as the proposal
@@ -287,10 +290,10 @@ class Sentence(Family):
     def tokens(self, x) -> int:
         return int(x.lengths.sum())
 
-    def evaluate(self, config, model, data, split, k, limit, progress):
+    def evaluate(self, config, model, data, split, k, limit, progress, partial=None):
         batches = feeds.text_batches(data, split, config.eval.batch_size, limit)
         return evaluate.evaluate_text(model, batches, k=k, sample_chunk=config.eval.sample_chunk,
-                                      seed=config.eval.seed, progress=progress)
+                                      seed=config.eval.seed, progress=progress, partial=partial)
 
     def plot(self, run_dir, config, model, spec, what, n):
         return _curves(run_dir, what)  # samples are text: `vaekit sample`
@@ -314,7 +317,7 @@ class ConditionalSentence(_Conditional, Sentence):
     def tokens(self, x) -> int:
         return int(x.x.lengths.sum())
 
-    def evaluate(self, config, model, data, split, k, limit, progress):
+    def evaluate(self, config, model, data, split, k, limit, progress, partial=None):
         batches = feeds.text_batches(data, split, config.eval.batch_size, limit, conditional=True)
         return conditional.evaluate_conditional(model, batches, samples=k, seed=config.eval.seed)
 

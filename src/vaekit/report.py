@@ -26,7 +26,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     data = load_data(config.data)
     split = split or config.eval.split
     k = k or config.eval.k
-    result = family_of(config).evaluate(config, model, data, split, k, limit, progress)
+    partial = run_dir / f"eval_partial_{split}_k{k}_n{limit}.pt"  # continued if an earlier scoring was stopped
+    result = family_of(config).evaluate(config, model, data, split, k, limit, progress, partial=partial)
     per_example = result.pop("nll_per_example", [])
     report = {"name": config.name, "split": split, **result, "epochs": state["epoch"], "steps": state["step"],
               "finished": state["epoch"] >= config.train.epochs, "train_seconds": state["elapsed_s"],
