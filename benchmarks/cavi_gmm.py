@@ -7,7 +7,8 @@ log p(x) (all K^n assignments enumerated) and the converged ELBO, minus log K! (
 label-swapped modes of the posterior and is exact inside it, so the difference should be ~0); the largest
 difference between the CAVI and EM means at n = 40, 400 and 4000 (CAVI becomes EM as q(mu) shrinks); the sweeps
 CAVI needs. The picture ``docs/images/cavi_gmm.png``: five clusters in 2-D, CAVI's q(mu_k) (2-sd circles) and
-EM's means, and the ELBO per sweep.
+EM's means, and the ELBO per sweep, for the best of 10 random initialisations (CAVI finds local optima: the
+figures say how many of the 10 reach the best ELBO).
 """
 
 from __future__ import annotations
@@ -63,10 +64,17 @@ def picture() -> None:
 
     centres = [[-6.0, -4.0], [-5.0, 5.0], [0.0, 0.0], [6.0, 5.0], [5.0, -5.0]]
     x = clusters(500, centres, seed=0)
-    q = cavi.cavi(x, 5, SIGMA2, seed=3)
-    point = cavi.em(x, 5, SIGMA2, seed=3)
+    # CAVI finds a local optimum: restart from 10 initialisations and keep the highest ELBO (Blei et al., Sec. 3)
+    fits = [cavi.cavi(x, 5, SIGMA2, seed=seed) for seed in range(10)]
+    best_seed = max(range(len(fits)), key=lambda seed: fits[seed].trace[-1])
+    q = fits[best_seed]
+    reached = sum(fit.trace[-1] > q.trace[-1] - 1e-6 for fit in fits)
+    point = cavi.em(x, 5, SIGMA2, seed=best_seed)
+    record(SCRIPT, "cavi_gmm_restarts_reaching_best_k5", reached, "of 10", COMMAND,
+           f"K = 5, n = 500 in 2-D: initialisations (means at 5 random data points) whose converged ELBO is the "
+           f"best found ({q.trace[-1]:.3f}); the others stop in local optima (worst {min(f.trace[-1] for f in fits):.3f})")
     record(SCRIPT, "cavi_gmm_sweeps_to_converge_k5", len(q.trace), "sweeps", COMMAND,
-           f"K = 5, n = 500 in 2-D, until a sweep raises the ELBO by < 1e-10; final ELBO {q.trace[-1]:.3f}")
+           f"K = 5, n = 500 in 2-D, the best of 10 restarts, until a sweep raises the ELBO by < 1e-10")
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
     left.scatter(x[:, 0], x[:, 1], c=q.phi.argmax(1), s=6, cmap="tab10", alpha=0.6)
     for k in range(5):
@@ -74,12 +82,14 @@ def picture() -> None:
         left.add_patch(plt.Circle(q.m[k].tolist(), radius, fill=False, color="black"))
     left.scatter(q.m[:, 0], q.m[:, 1], marker="+", s=80, color="black", label="CAVI: E_q[mu_k] (2-sd circle)")
     left.scatter(point.m[:, 0], point.m[:, 1], marker="x", s=40, color="red", label="EM: MAP mu_k")
-    left.set_title("Bayesian GMM, K = 5: q(c) colours, q(mu) means")
+    left.set_title("Bayesian GMM, K = 5 (best of 10 restarts)")
     left.legend(loc="lower left", fontsize=8)
-    right.plot(range(1, len(q.trace) + 1), q.trace, marker="o", ms=3)
+    for fit in fits:
+        right.plot(range(1, len(fit.trace) + 1), fit.trace, color="C0" if fit is q else "grey",
+                   lw=2 if fit is q else 0.8)
     right.set_xlabel("CAVI sweep")
     right.set_ylabel("ELBO (nats)")
-    right.set_title("The ELBO rises at every sweep")
+    right.set_title("ELBO per sweep, 10 initialisations (best in blue)")
     fig.tight_layout()
     out = ROOT / "docs" / "images" / "cavi_gmm.png"
     fig.savefig(out, dpi=90)
