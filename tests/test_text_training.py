@@ -10,7 +10,7 @@ from vaekit import checkpoint
 from vaekit.cli import main
 from vaekit.config import load_recipe
 from vaekit.distributed import Dist
-from vaekit.errors import ConfigError
+from vaekit.errors import CheckpointError, ConfigError
 from vaekit.evaluate import evaluate_text
 from vaekit.feeds import TextFeed, text_batches
 from vaekit.models import sentence_vae
@@ -275,3 +275,37 @@ def test_a_stopped_text_evaluation_resumes_to_exactly_the_uninterrupted_figures(
     partial.write_bytes(b"damaged")
     again = evaluate_text(model, batches, k=20, sample_chunk=7, seed=3, partial=partial)
     assert again["nll_per_example"] == whole["nll_per_example"]
+
+
+def test_a_vae_warm_starts_from_an_autoencoders_encoder_with_a_fresh_decoder(tmp_path, corpus):
+    """Li et al. (2019): pretrain as an autoencoder (beta = 0), keep its encoder, start the decoder afresh."""
+    from vaekit.families import family_of
+    ae = tmp_path / "ae"
+    train(tiny(corpus, "train.beta=0", "train.kl_schedule=none", "train.word_dropout=0"), ae, progress=False)
+    fresh_decoder = ("decoder", "to_state", "output")
+    config = tiny(corpus, f"train.init_from={ae}", "train.init_reset=decoder,to_state,output")
+    assert config.train.init_reset == fresh_decoder
+    data = load_data(config.data)
+    family = family_of(config)
+    spec = family.spec(config, data)
+    torch.manual_seed(config.train.seed)
+    model = family.build(config, spec)  # as the trainer builds it: the run's own fresh initialisation
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    kept = checkpoint.warm_start(model, ae, config.train.init_reset, spec)
+    pretrained = checkpoint.load(ae)["model"]
+    for key, value in model.state_dict().items():
+        expected = fresh[key] if key.split(".")[0] in fresh_decoder else pretrained[key]
+        assert torch.equal(value, expected), key
+    assert any(k.startswith("encoder.") for k in kept) and not any(k.startswith("decoder.") for k in kept)
+    assert not torch.equal(fresh["encoder.weight_ih_l0"], pretrained["encoder.weight_ih_l0"])  # a real copy
+    result = train(config, tmp_path / "vae", progress=False)  # and the trainer does the same, then learns
+    assert result.finished and json.loads((tmp_path / "vae" / "config.json").read_text())["train"]["init_from"]
+
+
+def test_a_warm_start_from_another_architecture_or_an_unknown_module_is_refused(tmp_path, corpus):
+    ae = tmp_path / "ae"
+    train(tiny(corpus, "train.beta=0", "train.kl_schedule=none"), ae, progress=False)
+    with pytest.raises(CheckpointError, match="another architecture.*same \\[model\\] settings"):
+        train(tiny(corpus, f"train.init_from={ae}", "model.hidden=10"), tmp_path / "a", progress=False)
+    with pytest.raises(CheckpointError, match="init_reset names decodr.*submodules are .*decoder"):
+        train(tiny(corpus, f"train.init_from={ae}", "train.init_reset=decodr"), tmp_path / "b", progress=False)

@@ -91,3 +91,34 @@ def check_compatible(saved: dict[str, Any], config: RunConfig, shape: tuple[int,
         raise CheckpointError("the checkpoint was made with another model or config:\n  "
                               + "\n  ".join(differences)
                               + "\nResume with the run's own config (drop the overrides) or start a new run directory.")
+
+
+def warm_start(model: torch.nn.Module, source: str | Path, reset: tuple[str, ...] = (), spec: dict | None = None) -> list[str]:
+    """Copy the weights of the run ``source`` into a freshly initialised ``model``, except the submodules named
+    in ``reset`` (state-dict prefixes such as ``decoder``), which keep their fresh initialisation: e.g. a VAE
+    that starts from a pretrained autoencoder's encoder with a new decoder (Li et al. 2019). Returns the names of
+    the parameters and buffers copied.
+
+    Refused with the fix when ``source`` has another architecture (keys or shapes differ), another vocabulary
+    (``spec['vocab']``), or when a name in ``reset`` matches nothing."""
+    saved = load(source)
+    theirs, ours = saved["model"], model.state_dict()
+    if spec is not None and "vocab" in spec and saved.get("vocab") != spec["vocab"]:
+        raise CheckpointError(f"train.init_from = {source}: that run has another vocabulary than this data gives; "
+                              "start from a run trained on the same data and data.min_count / data.max_vocab")
+    unknown = [name for name in reset if not any(key == name or key.startswith(name + ".") for key in ours)]
+    if unknown:
+        modules = sorted({key.split(".")[0] for key in ours})
+        raise CheckpointError(f"train.init_reset names {', '.join(unknown)}, which this model does not have; "
+                              f"its submodules are {', '.join(modules)}")
+    differences = sorted(set(theirs) ^ set(ours)) + [
+        f"{key}: {tuple(theirs[key].shape)} != {tuple(ours[key].shape)}"
+        for key in sorted(set(theirs) & set(ours)) if theirs[key].shape != ours[key].shape]
+    if differences:
+        raise CheckpointError(f"train.init_from = {source} has another architecture than this run "
+                              f"({'; '.join(differences[:6])}); give both runs the same [model] settings")
+    kept = [key for key in ours if not any(key == name or key.startswith(name + ".") for name in reset)]
+    with torch.no_grad():
+        for key in kept:
+            ours[key].copy_(theirs[key])
+    return kept

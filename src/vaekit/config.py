@@ -118,6 +118,10 @@ class TrainConfig:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8           # Burda et al. used 1e-4
     grad_clip: float = 0.0           # clip the global gradient norm (0 = off)
+    init_from: str = ""              # a finished run whose weights start this one (same architecture), e.g. an
+                                     # autoencoder (beta = 0) whose encoder a VAE keeps (Li et al. 2019) ...
+    init_reset: tuple[str, ...] = () # ... except these submodules (names as in the state dict, e.g.
+                                     # decoder,to_state,output), which keep this run's own fresh initialisation
     seed: int = 0                    # seeds the parameters, data order, binarisation and noise
     threads: int = 0                 # torch threads (0 = leave torch's default)
     retain_memory: bool = True       # keep freed memory in the heap (glibc malloc, whole process): large per-step
@@ -323,12 +327,14 @@ def _build(section_cls, values: dict[str, Any], section: str):
         if key not in fields:
             hint = _did_you_mean([key], fields, f"{section}.")
             raise ConfigError(f"unknown key {section}.{key}; {hint}known keys of [{section}]: {', '.join(fields)}")
-        kwargs[key] = _coerce(value, getattr(section_cls(), key), f"{section}.{key}")
+        kwargs[key] = _coerce(value, getattr(section_cls(), key), f"{section}.{key}",
+                              str if str(fields[key].type).startswith("tuple[str") else int)
     return section_cls(**kwargs)
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Convert ``value`` to the type of ``default`` (strings from the command line included)."""
+def _coerce(value: Any, default: Any, where: str, element: type = int) -> Any:
+    """Convert ``value`` to the type of ``default`` (strings from the command line included); ``element`` is the
+    item type of a tuple whose default is empty."""
     try:
         if isinstance(default, bool):
             if isinstance(value, str):
@@ -346,10 +352,11 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return float(value)
         if isinstance(default, tuple):
             if isinstance(value, str):
-                value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+                value = (json.loads(value) if value.strip().startswith("[")
+                         else [v.strip() for v in value.split(",") if v.strip()])
             if not isinstance(value, (list, tuple)):
                 value = [value]
-            kind = type(default[0]) if default else int
+            kind = type(default[0]) if default else element
             return tuple(kind(v) for v in value)
         return str(value)
     except (TypeError, ValueError, json.JSONDecodeError):

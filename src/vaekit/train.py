@@ -195,6 +195,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     model = family.build(config, spec)
     if saved is None:
         family.initialise(model, config, data)
+        if t.init_from:  # warm start from another run's weights, some submodules kept fresh (Li et al. 2019)
+            checkpoint.warm_start(model, t.init_from, t.init_reset, spec)
     estimator = family.estimator(config, spec)  # (a learned baseline draws its initial weights here)
     feed = family.feed(config, data, dist)
     classifier_weight = t.classifier_weight or getattr(feed, "default_classifier_weight", 0.0)
