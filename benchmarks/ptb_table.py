@@ -79,7 +79,8 @@ def pretrain_autoencoder(recipe: Path, prefix: str, run_path: Path, threads: int
     ae_path = run_path.with_name(run_path.name + "_ae")
     config = load_recipe(recipe, [*AUTOENCODER, f"train.epochs={epochs}", f"name={prefix}_ae"]
                          + ([f"train.threads={threads}"] if threads else []))
-    train_or_resume(config, ae_path)
+    if not (run_path / checkpoint.CHECKPOINT_NAME).exists():  # once the VAE has started it needs the AE no more
+        train_or_resume(config, ae_path)
     decoder = ["decoder", "to_state"] + (["project", "output_bias"] if config.model.tie_embeddings else ["output"])
     return [f"train.init_from={ae_path}", f"train.init_reset={','.join(decoder)}"]
 
