@@ -58,6 +58,8 @@ class ModelConfig:
     latent: int = 20                 # dimension of z (number of latent variables if discrete)
     latent_type: str = "gaussian"    # gaussian | categorical (one-hot, `categories` values) | bernoulli
     categories: int = 10             # values of each categorical latent variable
+    flow: int = 0                    # planar-flow layers after q(z|x)'s diagonal Gaussian (Rezende & Mohamed 2015;
+                                     # image VAEs, mlp or conv); 0 = none
     activation: str = "relu"         # relu | tanh | elu | gelu | softplus | leaky_relu
     likelihood: str = "auto"         # bernoulli | gaussian | auto (bernoulli for binary/binarised data)
     init: str = "default"            # default (torch's) | glorot: every Linear layer's weights (any arch) uniform with
@@ -223,6 +225,13 @@ class RunConfig:
             raise ConfigError("train.baseline = 'loo' (leave-one-out) is a score-function baseline over several "
                               "draws per example: set train.objective = 'elbo', train.estimator = 'score' and "
                               "train.k >= 2 (e.g. 4)")
+        if self.model.flow < 0:
+            raise ConfigError(f"model.flow = {self.model.flow}: the number of planar layers is 0 (none) or more")
+        if self.model.flow and (self.model.arch not in ("mlp", "conv") or self.model.latent_type != "gaussian"
+                                or self.train.free_bits):
+            raise ConfigError("model.flow (planar layers on q(z|x)) is for image VAEs with a Gaussian z: use "
+                              "model.arch = mlp or conv, model.latent_type = 'gaussian' and no train.free_bits "
+                              "(free bits needs a per-dimension closed-form KL, which a flow has not)")
         if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
             raise ConfigError("discrete latents have no pathwise gradient: use train.estimator = score, gumbel, "
                               "st-gumbel or exact")

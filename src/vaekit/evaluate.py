@@ -94,7 +94,7 @@ def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, sampl
     units, variances = active_units(model, x)
     mi = None
     q = model.encode(x[:2000])
-    if isinstance(q.base_dist, torch.distributions.Normal):
+    if isinstance(getattr(q, "base_dist", None), torch.distributions.Normal):  # (not a flow: no closed form)
         mi = mutual_information(q.base_dist.loc.double(), q.base_dist.scale.double())
     torch.set_rng_state(state)
     log_px_all = torch.cat(log_px).double()

@@ -110,17 +110,22 @@ def class_samples(model, classes: int, shape, path, per_class: int = 10, seed: i
 def traversals(model, x: torch.Tensor, shape, path, steps: int = 9, span: float = 3.0, rows: int = 10) -> Path:
     """Latent traversals (Higgins et al. 2017, Fig. 7): start from ``z = E_q[z|x_0]`` for the first image and
     move one dimension at a time over ``[-span, span]``; one row per dimension, the ``rows`` dimensions with
-    the largest mean KL over ``x`` first (collapsed dimensions change nothing and are left to the end)."""
+    the largest mean KL over ``x`` first (for a flow posterior, the largest variance of ``E_q[z_j|x]``; collapsed
+    dimensions change nothing and are left to the end)."""
     q = model.encode(x)
-    kl = torch.distributions.kl_divergence(q.base_dist, model.prior().base_dist).mean(0)
-    order = kl.argsort(descending=True)[:rows]
     base = q.mean[0]
+    if hasattr(q, "base_dist"):
+        kl = torch.distributions.kl_divergence(q.base_dist, model.prior().base_dist).mean(0)
+        score, label = kl, "KL"
+    else:  # a flow posterior has no per-dimension KL: rank by Var_x E_q[z_j] (Burda et al.'s activity)
+        score, label = q.mean.var(0), "Var E[z]"
+    order = score.argsort(descending=True)[:rows]
     grid = torch.linspace(-span, span, steps)
     codes = base.repeat(len(order), steps, 1)
     for r, d in enumerate(order):
         codes[r, :, d] = grid
     images = model.decode(codes).mean
-    title = "traversals: rows = dims " + ", ".join(f"{int(d)} (KL {kl[d]:.1f})" for d in order[:4]) + ", ..."
+    title = "traversals: rows = dims " + ", ".join(f"{int(d)} ({label} {score[d]:.1f})" for d in order[:4]) + ", ..."
     return _save_image(_tile(_display(images.flatten(0, 1)), shape, len(order), steps), path, title)
 
 

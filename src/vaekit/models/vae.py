@@ -73,7 +73,7 @@ def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: st
     if config.arch == "m2":
         return M2(dim, classes=config.categories, latent=config.latent, hidden=config.hidden,
                   activation=config.activation, likelihood=likelihood)
-    latent = LatentSpec(config.latent_type, config.latent, config.categories)
+    latent = LatentSpec(config.latent_type, config.latent, config.categories, config.flow)
     if config.arch == "mlp":
         encoder = MLPEncoder(dim, config.hidden, latent, config.activation)
         decoder = MLPDecoder(latent, tuple(reversed(config.hidden)), dim, config.activation, likelihood)

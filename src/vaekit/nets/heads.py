@@ -47,8 +47,9 @@ def diagonal_gaussian(params: torch.Tensor) -> Independent:
 
 @dataclass(frozen=True)
 class LatentSpec:
-    """What z is: ``gaussian`` (``size`` real dimensions), ``categorical`` (``size`` one-hot variables of
-    ``categories`` values each) or ``bernoulli`` (``size`` binary units).
+    """What z is: ``gaussian`` (``size`` real dimensions; with ``flow`` planar layers after the diagonal Gaussian,
+    :mod:`vaekit.flows`), ``categorical`` (``size`` one-hot variables of ``categories`` values each) or
+    ``bernoulli`` (``size`` binary units).
 
     ``params_dim`` is the encoder's output width, ``code_dim`` the decoder's input width.
     """
@@ -56,10 +57,12 @@ class LatentSpec:
     kind: str = "gaussian"
     size: int = 20
     categories: int = 10
+    flow: int = 0  # gaussian: planar layers after the diagonal Gaussian (vaekit.flows; 0 = none)
 
     @property
     def params_dim(self) -> int:
-        sizes = {"gaussian": 2 * self.size, "categorical": self.size * self.categories, "bernoulli": self.size}
+        sizes = {"gaussian": 2 * self.size + self.flow * (2 * self.size + 1),
+                 "categorical": self.size * self.categories, "bernoulli": self.size}
         return sizes[self.kind]
 
     @property
@@ -68,6 +71,10 @@ class LatentSpec:
 
     def posterior(self, params: torch.Tensor) -> Distribution:
         """``q(z|x)`` from the encoder output ``(..., params_dim)``."""
+        if self.kind == "gaussian" and self.flow:
+            from ..flows import PlanarFlowPosterior
+            layers = full_precision(params[..., 2 * self.size:]).unflatten(-1, (self.flow, 2 * self.size + 1))
+            return PlanarFlowPosterior(diagonal_gaussian(params[..., :2 * self.size]), layers)
         if self.kind == "gaussian":
             return diagonal_gaussian(params)
         if self.kind == "categorical":
