@@ -105,3 +105,20 @@ def test_a_flow_vae_trains_and_is_scored_by_importance_sampling(tmp_path, tiny_i
 def test_flows_where_they_do_not_apply_are_refused_with_the_fix(overrides):
     with pytest.raises(ConfigError, match="model.flow"):
         load_recipe(None, overrides)
+
+
+@pytest.mark.parametrize("init", ["default", "glorot"])
+def test_a_new_flow_vae_starts_near_the_plain_diagonal_gaussian(init, tiny_images):
+    """The encoder's flow outputs start 100x smaller (start_near_identity), so the first samples of q_K are
+    nearly those of q_0, whatever the initialisation of the rest; not exactly zero, which would be a saddle."""
+    from vaekit.families import family_of
+    config = load_recipe(None, ["model.hidden=16", "model.latent=3", "model.flow=4", f"model.init={init}"])
+    family = family_of(config)
+    model = family.build(config, family.spec(config, tiny_images))
+    family.initialise(model, config, tiny_images)
+    x = tiny_images.test[:20].flatten(1).float().div(255)
+    q = model.encode(x)
+    z0 = q.base.rsample()
+    z, log_det = q.flow(z0)
+    assert (z - z0).abs().max() < 0.05 and log_det.abs().max() < 0.05
+    assert q.params.abs().max() > 0  # bent a little: gradients reach u and w

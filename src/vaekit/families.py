@@ -39,6 +39,7 @@ import torch
 from . import conditional, estimators, evaluate, feeds, models, objectives, runs, semi_supervised
 from .config import RunConfig
 from .errors import VaekitError
+from .flows import start_near_identity
 from .objectives import Terms
 
 
@@ -66,6 +67,8 @@ class Family:
         instead, so it is unaffected."""
         if config.model.init == "glorot":
             models.glorot_(model)
+            if config.model.flow:  # glorot_ redrew the encoder's flow outputs: start the flow near identity again
+                start_near_identity(model.encoder, 2 * config.model.latent)
         if config.model.output_bias == "data":
             pixels = data.train.flatten(1)  # the mean image without a float copy of the whole set
             models.set_output_bias_to_data(model, pixels.sum(0, dtype=torch.float64) / (len(pixels) * data.max_value))

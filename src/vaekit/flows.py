@@ -9,8 +9,10 @@ A diagonal Gaussian ``q_0(z_0|x)`` is pushed through K invertible maps, each
 so ``log q_K(z_K|x) = log q_0(z_0|x) - sum_k log |det df_k/dz_{k-1}|`` (eq. 13). The parameters (u, w, b) of every
 layer are amortised: the encoder outputs them per example beside the Gaussian's mean and log-variance (as in the
 paper's experiments), ``2Z + K (2Z + 1)`` numbers in all. Invertibility needs ``w^T u_hat >= -1``; the paper's
-reparameterisation ``u_hat = u + (m(w^T u) - w^T u) w / |w|^2`` with ``m(a) = -1 + softplus(a)`` gives
-``w^T u_hat = m(w^T u) > -1``, so every determinant is positive.
+reparameterisation ``u_hat = u + (m(w^T u) - w^T u) w / |w|^2`` gives ``w^T u_hat = m(w^T u) > -1``, so every
+determinant is positive. We take ``m(a) = -1 + softplus(a + log(e - 1))``, the paper's ``m`` shifted so that
+``m(0) = 0``: then small (u, w, b) make a layer close to the identity, and a new model starts as the plain
+diagonal-Gaussian VAE (:func:`start_near_identity`).
 
 A planar flow has no closed-form inverse, so :class:`PlanarFlowPosterior` knows ``log q(z|x)`` only at its own
 samples: ``rsample`` remembers the log-density of what it returns, and ``log_prob`` of those very tensors reads
@@ -21,11 +23,26 @@ caller's random state is untouched). Shapes: params ``(B, K, 2Z + 1)``, samples 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.distributions import Distribution, Independent, constraints
 
+SHIFT = math.log(math.e - 1)  # softplus(SHIFT) = 1
 MEAN_SAMPLES, MEAN_CHUNK = 4096, 256  # draws behind PlanarFlowPosterior.mean, and how many at a time
+
+
+def start_near_identity(encoder: nn.Module, gaussian_params: int, scale: float = 0.01) -> None:
+    """Shrink the weights and biases of ``encoder``'s last linear layer that output the flow's parameters (those
+    after its first ``gaussian_params`` outputs) by ``scale``: the flow starts close to the identity, so a new
+    model begins as the plain diagonal-Gaussian VAE and learns how far to bend q. (All-zero parameters would be
+    the identity exactly but a saddle: no gradient reaches u or w there.)"""
+    last = [m for m in encoder.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight[gaussian_params:] *= scale
+        last.bias[gaussian_params:] *= scale
 
 
 def planar_parameters(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -33,7 +50,9 @@ def planar_parameters(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     z_dim = (params.shape[-1] - 1) // 2
     u, w, b = params[..., :z_dim], params[..., z_dim:2 * z_dim], params[..., -1]
     wu = (w * u).sum(-1, keepdim=True)
-    m = (F.softplus(wu) - 1).clamp_min(-1 + 1e-6)  # m(a) > -1; clamped where softplus(a) rounds to 0 (a < -13.8)
+    # m(a) > -1 (clamped where softplus rounds to 0); shifted so that m(0) = 0: small (u, w) give u_hat ~ u and a
+    # layer near the identity (the paper's unshifted m(0) = -0.31 would add -0.31 w / |w|^2, large for small w)
+    m = (F.softplus(wu + SHIFT) - 1).clamp_min(-1 + 1e-6)
     u_hat = u + (m - wu) * w / (w * w).sum(-1, keepdim=True).clamp_min(1e-12)
     return u_hat, w, b
 

@@ -17,6 +17,7 @@ from torch import nn
 from torch.distributions import Distribution
 
 from ..config import ModelConfig
+from ..flows import start_near_identity
 from ..nets import ConvDecoder, ConvEncoder, LatentSpec, MLPDecoder, MLPEncoder
 from ..nets.heads import as_spec
 from .m2 import M2
@@ -83,6 +84,8 @@ def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: st
         decoder = ConvDecoder(shape, latent, hidden, config.activation, likelihood)
     else:
         raise ValueError(f"unknown model.arch {config.arch!r}: choose mlp or conv")
+    if latent.flow:
+        start_near_identity(encoder, 2 * latent.size)
     return VAE(encoder, decoder, latent, learn_prior=config.learn_prior)
 
 
