@@ -36,11 +36,16 @@ class Terms:
 def kl_term(q: Distribution, p: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
     """``KL(q || p)``: closed form when torch knows the pair, else ``log q(z) - log p(z)`` at samples ``z``.
 
-    New closed forms are added with ``torch.distributions.kl.register_kl``, not here. ``z`` has shape
+    New closed forms are added with ``torch.distributions.kl.register_kl``, not here; a posterior whose KL has no
+    closed form but a better estimator than the plain difference offers ``kl_estimate(p, z)`` (the planar flow
+    keeps its base Gaussian's KL in closed form, :mod:`vaekit.flows`). ``z`` has shape
     ``(S, B, Z)`` or ``(B, Z)``; a Monte Carlo estimate is averaged over the leading sample axis.
     """
     if p.batch_shape != q.batch_shape:  # a prior without batch dimensions: torch's closed forms do not broadcast
         p = p.expand(q.batch_shape)
+    if z is not None and hasattr(q, "kl_estimate"):  # a posterior with its own lower-variance estimator (flows)
+        mc = q.kl_estimate(p, z)
+        return mc.mean(0) if mc.dim() > len(q.batch_shape) else mc
     try:
         return kl_divergence(q, p)
     except NotImplementedError:
