@@ -143,6 +143,9 @@ def evaluate_text(model, batches, k: int = 500, sample_chunk: int = 50, seed: in
     fingerprint = _evaluation_fingerprint(model, batches, k, sample_chunk, seed) if partial is not None else None
     if partial is not None:
         acc = _resume_partial(Path(partial), fingerprint) or acc
+        if acc["next_batch"]:
+            print(f"continuing the stopped evaluation in {partial} at batch {acc['next_batch'] + 1} of {len(batches)}",
+                  file=sys.stderr)
     last_save = time.perf_counter()
     iterator = range(acc["next_batch"], len(batches))
     if progress:
