@@ -30,6 +30,7 @@ def test_each_config_names_one_family(overrides, family):
 
 @pytest.mark.parametrize("overrides", [
     [],
+    ["model.flow=2"],
     ["model.arch=m2", "data.labelled=40", "model.categories=4"],
     ["model.arch=cvae", "data.quadrants=2"],
     ["model.arch=cvae", "data.condition=label", "data.quadrants=0", "model.categories=4"],
