@@ -34,3 +34,28 @@ def test_unmeasured_goal_and_bars_in_cells():
     row = [line for line in goals.table({}, (goal,)).splitlines() if "absent" in line]
     assert row and "p(x\\|c)" in row[0] and "not measured" in row[0]
     assert all(metric in goals.load_results() for metric in ("mnist_vae_burda_test_nll", "ptb_lm_test_nll"))
+
+
+def test_every_latent_ptb_row_is_compared_with_its_own_recipes_lm(tmp_path, monkeypatch):
+    import json
+
+    import common
+    import ptb_table
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setattr(ptb_table, "RESULTS", tmp_path)
+    rows = {"ptb_lm_test_nll": 106.0, "ptb_vae_test_nll": 108.0, "ptb_vae_pretrained_test_nll": 105.5,
+            "ptb_vae_pretrained_test_kl": 8.0, "ptb_long_lm_test_nll": 101.0, "ptb_long_vae_test_nll": 100.0,
+            "ptb_large_vae_test_nll": 99.0}  # the large recipe has no LM row: no difference for it
+    path = tmp_path / "ptb_table.json"
+    path.write_text(json.dumps([{"metric": m, "value": v, "command": f"cmd {m}", "commit": "abc"}
+                                for m, v in rows.items()]))
+    ptb_table.record_differences_from_lm()
+    derived = {r["metric"]: r for r in json.loads(path.read_text()) if r["metric"].endswith("_minus_lm_test_nll")}
+    assert {m: r["value"] for m, r in derived.items()} == {
+        "ptb_vae_minus_lm_test_nll": 2.0, "ptb_vae_pretrained_minus_lm_test_nll": -0.5,
+        "ptb_long_vae_minus_lm_test_nll": -1.0}
+    assert derived["ptb_long_vae_minus_lm_test_nll"]["command"] == "cmd ptb_long_vae_test_nll"
+    before = path.read_text()
+    ptb_table.record_differences_from_lm()  # nothing changed: nothing rewritten (dates included)
+    assert path.read_text() == before
