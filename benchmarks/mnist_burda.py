@@ -63,6 +63,8 @@ def main() -> None:
              f"K = {args.k}, evaluation {report['seconds']:.0f} s"
              + (f"; paper {paper} nats (Burda et al. 2016, Table 1)" if paper else ""))
     command = (f"python benchmarks/mnist_burda.py {args.recipe} --metric {args.metric}"
+               + (f" --run-dir {args.run_dir}" if args.run_dir else "")
+               + (f" --k {args.k}" if args.k != 5000 else "")
                + (f" --precision {args.precision}" if args.precision else "") + (" --no-train" if args.no_train else ""))
     record("mnist_burda", args.metric, report["nll"], "nats", command, notes)
     record("mnist_burda", f"{args.metric.removesuffix('_test_nll')}_train_hours", report["train_seconds"] / 3600,
