@@ -59,3 +59,29 @@ def test_every_latent_ptb_row_is_compared_with_its_own_recipes_lm(tmp_path, monk
     before = path.read_text()
     ptb_table.record_differences_from_lm()  # nothing changed: nothing rewritten (dates included)
     assert path.read_text() == before
+
+
+def test_paired_nll_difference_is_the_mean_and_paired_error_of_per_example_differences(tmp_path):
+    import pytest
+    import torch
+
+    from vaekit.report import paired_nll_difference, per_example_nll_path
+
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir(), b_dir.mkdir()
+    a = torch.tensor([10.0, 20.0, 30.0, 41.0])
+    b = torch.tensor([11.0, 19.0, 32.0, 41.0])  # d = -1, 1, -2, 0
+    torch.save(a, per_example_nll_path(a_dir, "test", 500))
+    torch.save(b, per_example_nll_path(b_dir, "test", 100))
+    result = paired_nll_difference(a_dir, b_dir, "test", k=500, k_b=100)
+    d = torch.tensor([-1.0, 1.0, -2.0, 0.0], dtype=torch.float64)
+    assert result["mean"] == pytest.approx(-0.5)
+    assert result["stderr"] == pytest.approx((d.std() / 2).item())  # sd with n - 1, over sqrt(4)
+    assert result["fraction_a_lower"] == 0.5 and result["n"] == 4
+    assert result["mean_a"] == pytest.approx(25.25) and result["mean_b"] == pytest.approx(25.75)
+
+    with pytest.raises(FileNotFoundError, match="score the run first"):
+        paired_nll_difference(a_dir, b_dir, "test", k=500)  # b was scored with K = 100 only
+    torch.save(b[:3], per_example_nll_path(b_dir, "test", 500))
+    with pytest.raises(ValueError, match="same examples"):
+        paired_nll_difference(a_dir, b_dir, "test", k=500)

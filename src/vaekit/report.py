@@ -35,9 +35,40 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     if write:
         write_json(run_dir / "report.json", report)
         if per_example:
-            torch.save(torch.tensor(per_example), run_dir / f"nll_{split}_k{k}.pt")
+            torch.save(torch.tensor(per_example), per_example_nll_path(run_dir, split, k))
         (run_dir / "report.md").write_text(format_report(report))
     return report
+
+
+def per_example_nll_path(run_dir: str | Path, split: str, k: int) -> Path:
+    """Where :func:`evaluate_run` keeps the per-example ``-log p(x)`` (nats, a float tensor of shape ``(N,)`` in
+    the split's order) of a scoring with ``k`` samples: ``RUN/nll_<split>_k<k>.pt`` (``k`` is the recipe's
+    ``eval.k`` for a model scored exactly, such as a language model)."""
+    return Path(run_dir) / f"nll_{split}_k{k}.pt"
+
+
+def paired_nll_difference(run_a: str | Path, run_b: str | Path, split: str = "test", k: int = 500,
+                          k_b: int | None = None) -> dict:
+    """Compare two runs scored on the same examples, sentence by sentence (or image by image).
+
+    With ``d_i = NLL_a(x_i) - NLL_b(x_i)``: the mean difference, its standard error ``sd(d) / sqrt(N)``
+    (the paired error, far smaller than the two runs' own errors combined when the runs agree on which
+    examples are hard), and the fraction of examples that ``a`` gives the lower NLL. Negative means ``a`` is
+    the better model. ``k_b`` names ``b``'s file when it was scored with another K (default ``k``).
+    """
+    paths = per_example_nll_path(run_a, split, k), per_example_nll_path(run_b, split, k_b or k)
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: score the run first (vaekit eval {path.parent} "
+                                    f"--split {split} --k {k}) or name the K it was scored with")
+    a, b = (torch.load(path, weights_only=True).double() for path in paths)
+    if a.shape != b.shape:
+        raise ValueError(f"{paths[0]} has {a.numel()} examples and {paths[1]} {b.numel()}: a paired comparison "
+                         "needs both runs scored on the same examples (same split, no --limit)")
+    d = a - b
+    return {"mean": d.mean().item(), "stderr": (d.std() / d.numel() ** 0.5).item() if d.numel() > 1 else 0.0,
+            "fraction_a_lower": (d < 0).double().mean().item(), "n": d.numel(),
+            "mean_a": a.mean().item(), "mean_b": b.mean().item()}
 
 
 def format_report(r: dict) -> str:
