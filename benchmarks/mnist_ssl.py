@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import dataclass
+from typing import Any, Callable
 import statistics
 import sys
 from pathlib import Path
@@ -43,6 +45,49 @@ PAPER = {"m2": {100: 11.97, 600: 4.94, 1000: 3.60, 3000: 3.92},  # Kingma et al.
          "m1m2": {100: 3.33, 600: 2.59, 1000: 2.40, 3000: 2.18}}
 ESTIMATORS = {"exact": ["train.estimator=exact"], "gumbel": ["train.estimator=gumbel", "train.temperature_rate=3e-5"],
               "score": ["train.estimator=score", "train.baseline=nvil"]}
+
+
+@dataclass(frozen=True)
+class VariantOption:
+    """A command-line option that sets a variant apart: the ``suffix`` it adds to run and figure names (empty at
+    the option's default, so the default runs keep their names) and the recipe ``overrides`` it makes. The
+    recorded command repeats the option wherever it differs from its default."""
+    flag: str
+    suffix: Callable[[Any], str]
+    overrides: Callable[[Any], list[str]]
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+
+VARIANT_OPTIONS = (  # in the order of the name suffix (``..._cw0.5_au_paperw_m1e500_lr0.002_cos``)
+    VariantOption("--classifier-weight", lambda v: f"_cw{v:g}" if v else "",
+                  lambda v: [f"train.classifier_weight={v}"] if v else []),
+    VariantOption("--active-only", lambda v: "_au" if v else "", lambda v: ["data.features_active_only=true"] if v else []),
+    VariantOption("--precision", lambda v: "", lambda v: [f"train.precision={v}"] if v else []),
+    VariantOption("--weighting", lambda v: "_paperw" if v == "paper" else "", lambda v: [f"train.ssl_weighting={v}"]),
+    VariantOption("--m1-epochs", lambda v: f"_m1e{v}" if v else "", lambda v: []),  # M1's run is named apart
+    VariantOption("--lr", lambda v: f"_lr{v:g}" if v else "", lambda v: [f"train.lr={v}"] if v else []),
+    VariantOption("--lr-schedule", lambda v: "_cos" if v == "cosine" else "", lambda v: [f"train.lr_schedule={v}"]),
+)
+
+
+def describe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, list[str], str, str]:
+    """What sets this variant apart: (name suffix, recipe overrides, figure tag, the command that reruns it)."""
+    variant = "".join(option.suffix(getattr(args, option.dest)) for option in VARIANT_OPTIONS)
+    overrides = [o for option in VARIANT_OPTIONS for o in option.overrides(getattr(args, option.dest))]
+    tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}") + variant
+           + (f"_e{args.epochs}" if args.epochs else ""))
+    command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
+               f"{args.estimator} --seeds " + " ".join(map(str, args.seeds))
+               + (f" --epochs {args.epochs}" if args.epochs else ""))
+    for option in VARIANT_OPTIONS:
+        value = getattr(args, option.dest)
+        if value != parser.get_default(option.dest):
+            command += f" {option.flag}" + ("" if value is True else f" {value:g}" if isinstance(value, float)
+                                            else f" {value}")
+    return variant, overrides, tag, command
 
 
 def continue_from_shorter(shorter: Path, run_dir: Path, config, epochs: int) -> None:
@@ -89,7 +134,7 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
             "precision": checkpoint.load(run_dir)["config"]["train"]["precision"]}
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -111,29 +156,15 @@ def main() -> None:
                         help="train.lr_schedule for M2 (cosine: to zero over the run; names ..._cos...)")
     parser.add_argument("--active-only", action="store_true",
                         help="m1m2: M2 sees only M1's active dimensions (runs and metric names ..._au...)")
+    return parser
+
+
+def main() -> None:
+    parser = arguments()
     args = parser.parse_args()
     if (args.active_only or args.m1_epochs) and args.model != "m1m2":
         parser.error("--active-only and --m1-epochs are about M1: use them with --model m1m2")
-    # what sets this variant apart: a suffix of its run and figure names, and the overrides that make it
-    variant = ((f"_cw{args.classifier_weight:g}" if args.classifier_weight else "") + ("_au" if args.active_only else "")
-               + ("_paperw" if args.weighting == "paper" else "") + (f"_m1e{args.m1_epochs}" if args.m1_epochs else "")
-               + (f"_lr{args.lr:g}" if args.lr else "") + ("_cos" if args.lr_schedule == "cosine" else ""))
-    variant_overrides = ([f"train.classifier_weight={args.classifier_weight}"] if args.classifier_weight else []) + (
-        ["data.features_active_only=true"] if args.active_only else []) + (
-        [f"train.precision={args.precision}"] if args.precision else []) + [f"train.ssl_weighting={args.weighting}"] + (
-        [f"train.lr={args.lr}"] if args.lr else []) + [f"train.lr_schedule={args.lr_schedule}"]
-    tag = (f"{args.model}_{args.labels}" + ("" if args.estimator == "exact" else f"_{args.estimator}") + variant
-           + (f"_e{args.epochs}" if args.epochs else ""))
-    command = (f"python benchmarks/mnist_ssl.py --model {args.model} --labels {args.labels} --estimator "
-               f"{args.estimator} --seeds " + " ".join(map(str, args.seeds))
-               + (f" --epochs {args.epochs}" if args.epochs else "")
-               + (f" --classifier-weight {args.classifier_weight:g}" if args.classifier_weight else "")
-               + (f" --precision {args.precision}" if args.precision else "")
-               + (" --active-only" if args.active_only else "")
-               + (" --weighting paper" if args.weighting == "paper" else "")
-               + (f" --m1-epochs {args.m1_epochs}" if args.m1_epochs else "")
-               + (f" --lr {args.lr:g}" if args.lr else "")
-               + (" --lr-schedule cosine" if args.lr_schedule == "cosine" else ""))
+    variant, variant_overrides, tag, command = describe(args, parser)
     m1 = train_m1(args.m1_epochs, args.precision) if args.model == "m1m2" else None
     errors = []
     for seed in args.seeds:
