@@ -60,6 +60,10 @@ class ModelConfig:
     categories: int = 10             # values of each categorical latent variable
     flow: int = 0                    # planar-flow layers after q(z|x)'s diagonal Gaussian (Rezende & Mohamed 2015;
                                      # image VAEs, mlp or conv); 0 = none
+    hierarchy: tuple[int, ...] = ()  # mlp: more Gaussian latent layers above z (= z_1, `latent` units), each drawn
+                                     # given the one below in q and the one above in p (Burda et al. 2016's two-
+                                     # layer models: latent = 100, hierarchy = [50]); () = one layer
+    hierarchy_hidden: tuple[int, ...] = (100, 100)  # hidden layers between two latent layers (mirrored in p)
     activation: str = "relu"         # relu | tanh | elu | gelu | softplus | leaky_relu
     likelihood: str = "auto"         # bernoulli | gaussian | auto (bernoulli for binary/binarised data)
     init: str = "default"            # default (torch's) | glorot: every Linear layer's weights (any arch) uniform with
@@ -232,6 +236,16 @@ class RunConfig:
             raise ConfigError("model.flow (planar layers on q(z|x)) is for image VAEs with a Gaussian z: use "
                               "model.arch = mlp or conv, model.latent_type = 'gaussian' and no train.free_bits "
                               "(free bits needs a per-dimension closed-form KL, which a flow has not)")
+        if self.model.hierarchy and (self.model.arch != "mlp" or self.model.latent_type != "gaussian"
+                                     or self.model.flow or self.train.free_bits
+                                     or self.train.objective not in ("elbo", "iwae")):
+            raise ConfigError("model.hierarchy (latent layers above z) is for the MLP image VAE with a Gaussian z, "
+                              "trained with train.objective = elbo or iwae: use model.arch = 'mlp', no model.flow and "
+                              "no train.free_bits (free bits needs a per-dimension closed-form KL, which a stack of "
+                              "layers has not)")
+        if min(self.model.hierarchy, default=1) < 1 or min(self.model.hierarchy_hidden, default=1) < 1:
+            raise ConfigError(f"model.hierarchy = {list(self.model.hierarchy)} and model.hierarchy_hidden = "
+                              f"{list(self.model.hierarchy_hidden)} are layer sizes: each at least 1")
         if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
             raise ConfigError("discrete latents have no pathwise gradient: use train.estimator = score, gumbel, "
                               "st-gumbel or exact")

@@ -114,14 +114,15 @@ class Family:
         if "samples" in what:
             written.append(plots.sample_grid(model, shape, run_dir / "samples.png", n=n))
         written += _curves(run_dir, what)
-        if "manifold" in what and model.latent.kind == "gaussian" and model.latent.size == 2:
+        flat = not getattr(model, "hierarchical", False)  # upper layers of a hierarchy never reach x directly
+        if "manifold" in what and model.latent.kind == "gaussian" and model.latent.size == 2 and flat:
             written.append(plots.manifold(model, shape, run_dir / "manifold.png"))
         if {"reconstructions", "scatter", "traversals"} & set(what):
             data = runs.load_data(config.data)
             x = runs.eval_inputs(config, data, "test")
             if "reconstructions" in what:
                 written.append(plots.reconstructions(model, x, shape, run_dir / "reconstructions.png", n=32))
-            if "traversals" in what and model.latent.kind == "gaussian":
+            if "traversals" in what and model.latent.kind == "gaussian" and flat:
                 written.append(plots.traversals(model, x[:1000], shape, run_dir / "traversals.png"))
             if "scatter" in what:
                 m = min(len(x), 5000)

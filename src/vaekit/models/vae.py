@@ -28,6 +28,8 @@ class VAE(nn.Module):
     of ``p(x|z)``; :meth:`prior`, :meth:`encode` and :meth:`decode` return ``torch.distributions`` objects with batch
     shape ``(B,)`` (or ``(..., B)`` for several z per x) and event shape ``(Z,)`` / ``(D,)``."""
 
+    hierarchical = False  # z is one layer (HierarchicalVAE: several, of which only the first reaches x)
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent: int | LatentSpec, learn_prior: bool = False):
         super().__init__()
         self.encoder = encoder
@@ -68,9 +70,14 @@ class VAE(nn.Module):
 
 
 def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: str) -> "VAE | M2":
-    """Build the VAE (or, for ``arch = m2``, the semi-supervised M2) a :class:`ModelConfig` describes for
-    images of ``shape = (C, H, W)``."""
+    """Build the VAE (or, for ``arch = m2``, the semi-supervised M2; with ``hierarchy``, a
+    :class:`~vaekit.models.hierarchical.HierarchicalVAE`) a :class:`ModelConfig` describes for images of
+    ``shape = (C, H, W)``."""
     dim = shape[0] * shape[1] * shape[2]
+    if config.hierarchy:
+        from .hierarchical import HierarchicalVAE
+        return HierarchicalVAE(dim, config.hidden, (config.latent, *config.hierarchy), config.hierarchy_hidden,
+                               config.activation, likelihood)
     if config.arch == "m2":
         return M2(dim, classes=config.categories, latent=config.latent, hidden=config.hidden,
                   activation=config.activation, likelihood=likelihood)
