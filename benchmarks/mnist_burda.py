@@ -59,7 +59,9 @@ def main() -> None:
     status = "finished" if report["finished"] else "NOT finished"
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}), {report['steps']} steps, "
              f"{report['train_seconds'] / 3600:.2f} h of training (last stretch in {trained['precision']}); test ELBO {report['elbo']:.2f}, "
-             f"KL {report['kl']:.2f}, {report['active_units']} active units of {report['latent_dim']}; "
+             f"KL {report['kl']:.2f}, {report['active_units']} active units of {report['latent_dim']}"
+             + (f" ({' + '.join(map(str, report['active_units_by_layer']))} by layer)"
+                if report.get("active_units_by_layer") else "") + "; "
              f"K = {args.k}, evaluation {report['seconds']:.0f} s"
              + (f"; paper {paper} nats (Burda et al. 2016, Table 1)" if paper else ""))
     command = (f"python benchmarks/mnist_burda.py {args.recipe} --metric {args.metric}"

@@ -186,6 +186,11 @@ def test_a_two_layer_vae_trains_resumes_exactly_and_is_scored(tmp_path, tiny_ima
     report = evaluate(whole.model, x, k=50, batch_size=20, sample_chunk=10)
     assert math.isfinite(report["nll"]) and report["nll"] <= -report["elbo"] + 1.0
     assert report["latent_dim"] == 6 and report["mutual_information"] is None
+    assert len(report["active_units_by_layer"]) == 2 and sum(report["active_units_by_layer"]) == report["active_units"]
+    from vaekit.report import format_report
+    text = format_report({**report, "name": "h", "split": "test", "epochs": 4, "steps": 1, "finished": True,
+                          "train_seconds": 1.0, "likelihood": "bernoulli"})
+    assert f"{report['active_units']} of 6 ({' + '.join(map(str, report['active_units_by_layer']))} by layer)" in text
     from vaekit import plots
     assert plots.latent_scatter(whole.model, x, None, tmp_path / "s.png").exists()
     assert whole.model.sample(5, seed=0).shape == (5, 64)

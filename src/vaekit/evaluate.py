@@ -92,6 +92,9 @@ def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, sampl
         recon.append(terms.log_px_z)
         kls.append(terms.kl)
     units, variances = active_units(model, x)
+    by_layer = None  # a hierarchy's count layer by layer (Burda et al. 2016, Table 1: e.g. "16+5")
+    if getattr(model, "hierarchical", False):
+        by_layer = [int((v > ACTIVE_UNIT_THRESHOLD).sum()) for v in variances.split(model.sizes)]
     mi = None
     q = model.encode(x[:2000])
     if isinstance(getattr(q, "base_dist", None), torch.distributions.Normal):  # (not a flow: no closed form)
@@ -107,6 +110,7 @@ def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, sampl
         "log_px_z": torch.cat(recon).double().mean().item(),
         "kl": torch.cat(kls).double().mean().item(),
         "active_units": units,
+        **({"active_units_by_layer": by_layer} if by_layer else {}),
         "mutual_information": mi,
         "latent_dim": int(variances.numel()),
         "seconds": time.perf_counter() - start,

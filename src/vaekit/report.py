@@ -103,7 +103,9 @@ def format_report(r: dict) -> str:
             f"| ELBO | {r['elbo']:.2f} nats |\n"
             f"| E_q[log p(x|z)] | {r['log_px_z']:.2f} nats |\n"
             f"| KL(q(z|x) || p(z)) | {r['kl']:.2f} nats |\n"
-            f"| active units | {r['active_units']} of {r['latent_dim']} |\n"
+            f"| active units | {r['active_units']} of {r['latent_dim']}"
+            + (f" ({' + '.join(map(str, r['active_units_by_layer']))} by layer)" if r.get("active_units_by_layer") else "")
+            + " |\n"
             + (f"| mutual information I(x; z) | {r['mutual_information']:.2f} nats |\n"
                if r.get("mutual_information") is not None else "")
             + f"| examples | {r['n']} |\n"
