@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import record  # noqa: E402
 
+from vaekit.errors import VaekitError  # noqa: E402
 from vaekit.report import paired_nll_difference  # noqa: E402
 
 SCRIPT = "paired_nll"
@@ -36,7 +37,7 @@ def main() -> None:
 
     try:
         result = paired_nll_difference(args.run_a, args.run_b, args.split, args.k, args.k_b or None)
-    except (FileNotFoundError, ValueError) as error:
+    except VaekitError as error:
         sys.exit(f"error: {error}")
     command = (f"python benchmarks/paired_nll.py {args.run_a} {args.run_b} --metric {args.metric}"
                + (f" --split {args.split}" if args.split != "test" else "") + (f" --k {args.k}" if args.k != 500 else "")

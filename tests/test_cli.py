@@ -84,3 +84,24 @@ def test_numeric_options_out_of_range_are_refused_before_any_work(argv, complain
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2 and complaint in capsys.readouterr().err
+
+
+def test_compare_prints_the_paired_difference_of_two_scored_runs(tmp_path, tiny_images, capsys):
+    import torch
+
+    from vaekit.cli import main
+    from vaekit.config import load_recipe
+    from vaekit.report import per_example_nll_path
+    from vaekit.train import train
+
+    config = load_recipe(None, ["model.hidden=8", "model.latent=2", "train.epochs=1", "eval.k=20"])
+    for name, nll in (("a", [1.0, 2.0, 4.0]), ("b", [2.0, 2.0, 3.0])):
+        train(config, tmp_path / name, data=tiny_images, progress=False)
+        torch.save(torch.tensor(nll), per_example_nll_path(tmp_path / name, "test", 20))  # as `vaekit eval` leaves it
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "A - B = +0.000 ± 0.577 nats" in out and "A lower on 33.3%" in out and "n = 3" in out
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--k", "500"]) == 2
+    assert "score the run first" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path), str(tmp_path / "b")]) == 2
+    assert "not a run directory" in capsys.readouterr().err

@@ -80,8 +80,9 @@ def test_paired_nll_difference_is_the_mean_and_paired_error_of_per_example_diffe
     assert result["fraction_a_lower"] == 0.5 and result["n"] == 4
     assert result["mean_a"] == pytest.approx(25.25) and result["mean_b"] == pytest.approx(25.75)
 
-    with pytest.raises(FileNotFoundError, match="score the run first"):
+    from vaekit.errors import CheckpointError
+    with pytest.raises(CheckpointError, match="score the run first"):
         paired_nll_difference(a_dir, b_dir, "test", k=500)  # b was scored with K = 100 only
     torch.save(b[:3], per_example_nll_path(b_dir, "test", 500))
-    with pytest.raises(ValueError, match="same examples"):
+    with pytest.raises(CheckpointError, match="same examples"):
         paired_nll_difference(a_dir, b_dir, "test", k=500)

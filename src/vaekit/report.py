@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .allocator import retain_freed_memory
+from .errors import CheckpointError
 from .families import family_of
 from .runs import load_data, load_model, write_json
 
@@ -59,12 +60,12 @@ def paired_nll_difference(run_a: str | Path, run_b: str | Path, split: str = "te
     paths = per_example_nll_path(run_a, split, k), per_example_nll_path(run_b, split, k_b or k)
     for path in paths:
         if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: score the run first (vaekit eval {path.parent} "
-                                    f"--split {split} --k {k}) or name the K it was scored with")
+            raise CheckpointError(f"{path} does not exist: score the run first (vaekit eval {path.parent} "
+                                  f"--split {split} --k {k}) or name the K it was scored with")
     a, b = (torch.load(path, weights_only=True).double() for path in paths)
     if a.shape != b.shape:
-        raise ValueError(f"{paths[0]} has {a.numel()} examples and {paths[1]} {b.numel()}: a paired comparison "
-                         "needs both runs scored on the same examples (same split, no --limit)")
+        raise CheckpointError(f"{paths[0]} has {a.numel()} examples and {paths[1]} {b.numel()}: a paired "
+                              "comparison needs both runs scored on the same examples (same split, no --limit)")
     d = a - b
     return {"mean": d.mean().item(), "stderr": (d.std() / d.numel() ** 0.5).item() if d.numel() > 1 else 0.0,
             "fraction_a_lower": (d < 0).double().mean().item(), "n": d.numel(),
