@@ -98,13 +98,13 @@ def continue_from_shorter(shorter: Path, run_dir: Path, config, epochs: int) -> 
         shutil.copytree(shorter, run_dir)
 
 
-def train_m1(epochs: int = 0, precision: str = "") -> Path:
+def train_m1(epochs: int = 0, precision: str = "", runs: Path = ROOT / "runs" / "ssl") -> Path:
     """M1 (once, shared by every label draw): a Gaussian VAE on all training images, no labels; ``epochs``
     (0: the recipe's) names the run ``m1_e<N>``, continued from the recipe-length run."""
     config = load_recipe(ROOT / "recipes" / "kingma_m1.toml", ([f"train.epochs={epochs}"] if epochs else [])
                          + ([f"train.precision={precision}"] if precision else []))
-    run_dir = ROOT / "runs" / "ssl" / (f"m1_e{epochs}" if epochs else "m1")
-    continue_from_shorter(ROOT / "runs" / "ssl" / "m1", run_dir, config, epochs)
+    run_dir = runs / (f"m1_e{epochs}" if epochs else "m1")
+    continue_from_shorter(runs / "m1", run_dir, config, epochs)
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
         sys.exit(130)
@@ -112,7 +112,7 @@ def train_m1(epochs: int = 0, precision: str = "") -> Path:
 
 
 def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | None, variant: str,
-             variant_overrides: list[str]) -> dict:
+             variant_overrides: list[str], runs: Path = ROOT / "runs" / "ssl") -> dict:
     """One label draw; ``variant`` (e.g. ``_au_m1e500``) names the run apart, ``variant_overrides`` make it so.
     The report gains ``precision``: the arithmetic of the run's last stretch of training (it may switch on resume)."""
     kind = "m2" if m1 is None else "m1m2"
@@ -123,7 +123,6 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
         overrides += [f"data.features={m1}", "model.likelihood=gaussian"]
     overrides += variant_overrides
     config = load_recipe(RECIPE, overrides)
-    runs = ROOT / "runs" / "ssl"
     base = f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{variant}"
     run_dir = runs / f"{base}{length}_seed{seed}"
     continue_from_shorter(runs / f"{base}_seed{seed}", run_dir, config, epochs)
@@ -156,6 +155,9 @@ def arguments() -> argparse.ArgumentParser:
                         help="train.lr_schedule for M2 (cosine: to zero over the run; names ..._cos...)")
     parser.add_argument("--active-only", action="store_true",
                         help="m1m2: M2 sees only M1's active dimensions (runs and metric names ..._au...)")
+    parser.add_argument("--runs-dir", default="runs/ssl",
+                        help="where the runs live, relative to the repository (benchmarks/runs/ssl for runs longer "
+                             "than a session: their checkpoints are committed and resumed in the next one)")
     return parser
 
 
@@ -165,10 +167,13 @@ def main() -> None:
     if (args.active_only or args.m1_epochs) and args.model != "m1m2":
         parser.error("--active-only and --m1-epochs are about M1: use them with --model m1m2")
     variant, variant_overrides, tag, command = describe(args, parser)
-    m1 = train_m1(args.m1_epochs, args.precision) if args.model == "m1m2" else None
+    runs = ROOT / args.runs_dir
+    if args.runs_dir != parser.get_default("runs_dir"):
+        command += f" --runs-dir {args.runs_dir}"
+    m1 = train_m1(args.m1_epochs, args.precision, runs) if args.model == "m1m2" else None
     errors = []
     for seed in args.seeds:
-        report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, variant, variant_overrides)
+        report = run_seed(args.labels, seed, args.estimator, args.epochs, m1, variant, variant_overrides, runs)
         errors.append(report["error_pct"])
         record(SCRIPT, f"mnist_ssl_{tag}_seed{seed}_error_pct", report["error_pct"], "%", command,
                f"label draw {seed}; {report['epochs']} epochs, {report['train_seconds'] / 3600:.2f} h "
