@@ -193,6 +193,7 @@ def test_a_two_layer_vae_trains_resumes_exactly_and_is_scored(tmp_path, tiny_ima
     assert f"{report['active_units']} of 6 ({' + '.join(map(str, report['active_units_by_layer']))} by layer)" in text
     from vaekit import plots
     assert plots.latent_scatter(whole.model, x, None, tmp_path / "s.png").exists()
+    assert plots.layer_samples(whole.model, (1, 8, 8), tmp_path / "layers.png", rows=3, cols=4).exists()
     assert whole.model.sample(5, seed=0).shape == (5, 64)
     from vaekit.export import export_run, load_exported  # the config alone rebuilds the stack
     _, exported = load_exported(export_run(tmp_path / "whole", tmp_path / "exported"))

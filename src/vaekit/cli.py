@@ -150,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="sample grid, reconstructions, 2-D manifold, latent scatter, curves")
     p.add_argument("run_dir")
     p.add_argument("--what", default="all", help="comma-separated: samples,reconstructions,manifold,scatter,"
-                                                 "traversals,curves for an image VAE (default all that the run's "
-                                                 "model draws; the manifold needs a 2-D latent); completions or "
+                                                 "traversals,curves,layers for an image VAE (default all that the "
+                                                 "run's model draws; the manifold needs a 2-D latent, layers a "
+                                                 "hierarchy: model.hierarchy); completions or "
                                                  "samples for a CVAE, analogies for M2, curves for sentences")
     p.set_defaults(func=cmd_plot)
 

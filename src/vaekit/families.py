@@ -52,7 +52,7 @@ class Family:
     name = "vae"
     text = False            # sentences rather than pictures
     distributed = True      # trains data-parallel under torchrun
-    plots = ("samples", "reconstructions", "manifold", "scatter", "curves", "traversals")
+    plots = ("samples", "reconstructions", "manifold", "scatter", "curves", "traversals", "layers")
 
     # --- what is built -------------------------------------------------------------------------------------
     def spec(self, config: RunConfig, data) -> dict:
@@ -117,6 +117,8 @@ class Family:
         flat = not getattr(model, "hierarchical", False)  # upper layers of a hierarchy never reach x directly
         if "manifold" in what and model.latent.kind == "gaussian" and model.latent.size == 2 and flat:
             written.append(plots.manifold(model, shape, run_dir / "manifold.png"))
+        if "layers" in what and not flat:
+            written.append(plots.layer_samples(model, shape, run_dir / "layer_samples.png"))
         if {"reconstructions", "scatter", "traversals"} & set(what):
             data = runs.load_data(config.data)
             x = runs.eval_inputs(config, data, "test")

@@ -1,4 +1,5 @@
-"""Pictures of a trained model: samples, reconstructions, the 2-D manifold, the latent space, curves.
+"""Pictures of a trained model: samples, reconstructions, the 2-D manifold, the latent space, curves, and what
+each layer of a hierarchy draws.
 
 All functions write a PNG and return its path; matplotlib runs headless (Agg).
 The manifold follows Kingma & Welling (2014, Fig. 4): a grid of ``z`` over the unit square mapped
@@ -127,6 +128,21 @@ def traversals(model, x: torch.Tensor, shape, path, steps: int = 9, span: float 
     images = model.decode(codes).mean
     title = "traversals: rows = dims " + ", ".join(f"{int(d)} ({label} {score[d]:.1f})" for d in order[:4]) + ", ..."
     return _save_image(_tile(_display(images.flatten(0, 1)), shape, len(order), steps), path, title)
+
+
+@torch.no_grad()
+def layer_samples(model, shape, path, rows: int = 8, cols: int = 10, seed: int = 0) -> Path:
+    """What each latent layer of a hierarchy draws (e.g. Sonderby et al. 2016, Fig. 5): row ``r`` fixes one
+    ``z_2 ~ p(z_2)`` (with every layer above it) and its columns draw ``z_1 ~ p(z_1 | z_2)`` afresh, each decoded to
+    the mean of ``p(x | z_1)``. What stays within a row the upper layer decides; what changes, the lowest."""
+    prior = model.prior()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        upper = prior.sample((rows,))[:, None, model.sizes[0]:].expand(rows, cols, -1)   # (rows, cols, Z_2 + ...)
+        z1 = model.down[0](upper[..., :model.sizes[1]]).sample()                          # (rows, cols, Z_1)
+    images = model.decode(torch.cat([z1, upper], dim=-1)).mean
+    return _save_image(_tile(_display(images.flatten(0, 1)), shape, rows, cols), path,
+                       "rows: one z_2 ~ p(z_2); columns: z_1 ~ p(z_1 | z_2)")
 
 
 @torch.no_grad()
