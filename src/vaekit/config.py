@@ -102,7 +102,9 @@ class TrainConfig:
     capacity_steps: int = 100000     # with C rising linearly from 0 to capacity_max over these steps; 0 = off
     word_dropout: float = 0.0        # text: replace decoder input words by <unk> with this rate (Bowman et al.)
     estimator: str = "auto"          # auto (pathwise if q can rsample, else score) | pathwise | score |
-                                     # gumbel | st-gumbel | exact (enumerate small discrete latents);
+                                     # gumbel | st-gumbel | exact (enumerate small discrete latents) |
+                                     # dreg (objective iwae: doubly reparameterised encoder gradient,
+                                     # Tucker et al. 2019);
                                      # for m2 it is the estimator over the label y (auto = exact)
     baseline: str = "none"           # score-function baseline: none | moving-average | nvil |
                                      # loo (leave-one-out over train.k >= 2 draws per example)
@@ -246,6 +248,13 @@ class RunConfig:
         if min(self.model.hierarchy, default=1) < 1 or min(self.model.hierarchy_hidden, default=1) < 1:
             raise ConfigError(f"model.hierarchy = {list(self.model.hierarchy)} and model.hierarchy_hidden = "
                               f"{list(self.model.hierarchy_hidden)} are layer sizes: each at least 1")
+        if self.train.estimator == "dreg" and (self.train.objective != "iwae" or self.model.arch not in ("mlp", "conv")
+                                               or self.model.latent_type != "gaussian" or self.model.flow
+                                               or self.model.hierarchy):
+            raise ConfigError("train.estimator = 'dreg' (doubly reparameterised gradients, Tucker et al. 2019) is the "
+                              "IWAE bound's gradient for a diagonal-Gaussian q(z|x): set train.objective = 'iwae' "
+                              "(with train.k > 1), model.arch = mlp or conv, model.latent_type = 'gaussian', and no "
+                              "model.flow or model.hierarchy")
         if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
             raise ConfigError("discrete latents have no pathwise gradient: use train.estimator = score, gumbel, "
                               "st-gumbel or exact")
@@ -315,7 +324,7 @@ CHOICES = {
     "model.activation": ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu"),
     "model.likelihood": ("auto", "bernoulli", "gaussian"),
     "model.latent_type": ("gaussian", "categorical", "bernoulli"),
-    "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact"),
+    "train.estimator": ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact", "dreg"),
     "train.baseline": ("none", "moving-average", "nvil", "loo"),
     "train.ssl_weighting": ("upweighted", "paper"),
     "model.init": ("default", "glorot"),

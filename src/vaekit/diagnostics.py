@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .objectives import elbo
+from .objectives import elbo, iwae_bound
 
 
 @dataclass
@@ -41,9 +41,11 @@ class GradientStats:
 
 
 def gradient_draws(model, x: torch.Tensor, estimator: nn.Module | None, params: list[torch.Tensor],
-                   n: int, samples: int = 1) -> torch.Tensor:
+                   n: int, samples: int = 1, objective: str = "elbo") -> torch.Tensor:
     """``n`` independent draws of ``grad_params`` of the batch-mean ELBO: shape ``(n, P)``; each draw averages
     ``samples`` draws of z per example (a score function with the leave-one-out baseline needs at least 2).
+    With ``objective = "iwae"`` the bound is ``L_k`` with ``k = samples`` (the estimator: None, or
+    :class:`~vaekit.estimators.DoublyReparameterized`).
 
     ``estimator=None`` uses the model's default (pathwise when ``q`` can ``rsample``). The estimator is
     put in eval mode, so running baselines stay fixed while drawing (each draw is then unbiased).
@@ -52,7 +54,10 @@ def gradient_draws(model, x: torch.Tensor, estimator: nn.Module | None, params: 
         estimator.eval()
     out = []
     for _ in range(n):
-        loss = elbo(model, x, estimator=estimator, samples=samples).loss.mean()
+        if objective == "iwae":
+            loss = iwae_bound(model, x, samples, estimator).loss.mean()
+        else:
+            loss = elbo(model, x, estimator=estimator, samples=samples).loss.mean()
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         out.append(torch.cat([(-g if g is not None else torch.zeros_like(p)).flatten()
                               for g, p in zip(grads, params)]))

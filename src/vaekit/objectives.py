@@ -120,16 +120,33 @@ def log_weights(model, x: torch.Tensor, k: int, q: Distribution | None = None) -
     return model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
 
 
-def iwae_bound(model, x: torch.Tensor, k: int) -> Terms:
+def iwae_bound(model, x: torch.Tensor, k: int, estimator=None) -> Terms:
     """The importance-weighted bound ``L_k = E[logsumexp_i log w_i - log k]`` (Burda et al. 2016).
 
     ``L_1`` is the ELBO, ``L_k <= L_{k+1} <= log p(x)``. Its gradient weights each sample's
     gradient by its normalised importance weight. For a discrete ``q`` (no ``rsample``) the encoder's
     gradient is VIMCO's score-function estimator with leave-one-out baselines (Mnih & Rezende 2016).
+    With ``estimator = DoublyReparameterized()`` the encoder's gradient is DReG (Tucker et al. 2019;
+    :func:`vaekit.estimators.dreg_surrogate`), the decoder's unchanged.
     ``log_px_z`` and ``kl`` are reported for the k samples on average (the KL here is the Monte Carlo
     ``E_q[log q - log p]``).
     """
     q = model.encode(x)
+    if estimator is not None:
+        from .estimators import DoublyReparameterized, dreg_surrogate
+        if not isinstance(estimator, DoublyReparameterized):
+            raise ValueError("the IWAE objective chooses its own estimator (pathwise for a Gaussian z, VIMCO for a "
+                             "discrete one), or the doubly reparameterised one: train.estimator = 'auto' or 'dreg'")
+        prior = model.prior()
+        log_px_z = []
+
+        def log_p_xz(z):
+            log_px_z.append(model.decode(z).log_prob(x))
+            return log_px_z[0] + prior.log_prob(z)
+
+        bound, surrogate, log_w = dreg_surrogate(log_p_xz, q, k)
+        return Terms(loss=-surrogate, bound=bound, log_px_z=log_px_z[0].mean(0).detach(),
+                     kl=(log_px_z[0].detach() - log_w).mean(0))  # E_q[log q - log p(z)] = E_q[log p(x|z) - log w]
     z = q.rsample((k,)) if q.has_rsample else q.sample((k,))
     log_px_z = model.decode(z).log_prob(x)
     log_q = q.log_prob(z)
@@ -180,12 +197,9 @@ def objective(name: str, model, x, k: int = 1, beta: float = 1.0, estimator=None
         return elbo(model, x, beta=beta, samples=k, estimator=estimator, free_bits=free_bits, capacity=capacity,
                     auxiliary=auxiliary)
     if name == "iwae":
-        if estimator is not None:
-            raise ValueError("the IWAE objective chooses its own estimator: pathwise for a Gaussian z, VIMCO "
-                             "for a discrete one (leave train.estimator = 'auto')")
         if beta != 1.0 or free_bits:
             raise ValueError("beta and free bits apply to the ELBO only; the IWAE bound has no separate KL term")
-        return iwae_bound(model, x, k)
+        return iwae_bound(model, x, k, estimator)
     if name == "mle":
         return exact_log_likelihood(model, x)
     if name in ("wake-sleep", "rws"):  # two-phase updates, not the gradient of one bound (vaekit.wake_sleep)
