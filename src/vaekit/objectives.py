@@ -133,20 +133,7 @@ def iwae_bound(model, x: torch.Tensor, k: int, estimator=None) -> Terms:
     """
     q = model.encode(x)
     if estimator is not None:
-        from .estimators import DoublyReparameterized, dreg_surrogate
-        if not isinstance(estimator, DoublyReparameterized):
-            raise ValueError("the IWAE objective chooses its own estimator (pathwise for a Gaussian z, VIMCO for a "
-                             "discrete one), or the doubly reparameterised one: train.estimator = 'auto' or 'dreg'")
-        prior = model.prior()
-        log_px_z = []
-
-        def log_p_xz(z):
-            log_px_z.append(model.decode(z).log_prob(x))
-            return log_px_z[0] + prior.log_prob(z)
-
-        bound, surrogate, log_w = dreg_surrogate(log_p_xz, q, k)
-        return Terms(loss=-surrogate, bound=bound, log_px_z=log_px_z[0].mean(0).detach(),
-                     kl=(log_px_z[0].detach() - log_w).mean(0))  # E_q[log q - log p(z)] = E_q[log p(x|z) - log w]
+        return _iwae_dreg(model, x, q, k, estimator)
     z = q.rsample((k,)) if q.has_rsample else q.sample((k,))
     log_px_z = model.decode(z).log_prob(x)
     log_q = q.log_prob(z)
@@ -159,6 +146,24 @@ def iwae_bound(model, x: torch.Tensor, k: int, estimator=None) -> Terms:
         bound, surrogate = vimco_surrogate(log_px_z + log_ratio, log_q)
         loss, bound = -surrogate, bound.detach()
     return Terms(loss=loss, bound=bound, log_px_z=log_px_z.mean(0).detach(), kl=(-log_ratio).mean(0).detach())
+
+
+def _iwae_dreg(model, x: torch.Tensor, q: Distribution, k: int, estimator) -> Terms:
+    """:func:`iwae_bound` with the doubly reparameterised gradient (the only estimator it accepts)."""
+    from .estimators import DoublyReparameterized, dreg_surrogate
+    if not isinstance(estimator, DoublyReparameterized):
+        raise ValueError("the IWAE objective chooses its own estimator (pathwise for a Gaussian z, VIMCO for a "
+                         "discrete one), or the doubly reparameterised one: train.estimator = 'auto' or 'dreg'")
+    prior = model.prior()
+    log_px_z = []
+
+    def log_p_xz(z):
+        log_px_z.append(model.decode(z).log_prob(x))
+        return log_px_z[0] + prior.log_prob(z)
+
+    bound, surrogate, log_w = dreg_surrogate(log_p_xz, q, k)
+    return Terms(loss=-surrogate, bound=bound, log_px_z=log_px_z[0].mean(0).detach(),
+                 kl=(log_px_z[0].detach() - log_w).mean(0))  # E_q[log q - log p(z)] = E_q[log p(x|z) - log w]
 
 
 @torch.no_grad()
