@@ -84,7 +84,7 @@ def test_a_vae_trains_with_dreg_and_resumes_exactly(tmp_path, train_split_and_wh
     assert math.isfinite(last["train_loss"]) and last["train_bound"] < 0
 
 
-@pytest.mark.parametrize("overrides", [["train.objective=elbo"], ["model.hierarchy=[2]"], ["model.flow=2"],
+@pytest.mark.parametrize("overrides", [["train.objective=elbo"], ["model.flow=2"],
                                        ["model.latent_type=categorical"]])
 def test_dreg_where_it_does_not_apply_is_refused_with_the_fix(overrides):
     with pytest.raises(ConfigError, match="dreg"):

@@ -249,12 +249,11 @@ class RunConfig:
             raise ConfigError(f"model.hierarchy = {list(self.model.hierarchy)} and model.hierarchy_hidden = "
                               f"{list(self.model.hierarchy_hidden)} are layer sizes: each at least 1")
         if self.train.estimator == "dreg" and (self.train.objective != "iwae" or self.model.arch not in ("mlp", "conv")
-                                               or self.model.latent_type != "gaussian" or self.model.flow
-                                               or self.model.hierarchy):
+                                               or self.model.latent_type != "gaussian" or self.model.flow):
             raise ConfigError("train.estimator = 'dreg' (doubly reparameterised gradients, Tucker et al. 2019) is the "
-                              "IWAE bound's gradient for a diagonal-Gaussian q(z|x): set train.objective = 'iwae' "
-                              "(with train.k > 1), model.arch = mlp or conv, model.latent_type = 'gaussian', and no "
-                              "model.flow or model.hierarchy")
+                              "IWAE bound's gradient for a Gaussian q(z|x) (one layer or a hierarchy): set "
+                              "train.objective = 'iwae' (with train.k > 1), model.arch = mlp or conv, "
+                              "model.latent_type = 'gaussian', and no model.flow")
         if self.model.latent_type != "gaussian" and self.train.estimator == "pathwise":
             raise ConfigError("discrete latents have no pathwise gradient: use train.estimator = score, gumbel, "
                               "st-gumbel or exact")

@@ -94,3 +94,17 @@ class LayerChain(Distribution):
     @property
     def mean(self) -> torch.Tensor:
         return self._draw(self.first.mean, lambda d: d.mean)
+
+    def stop_gradient(self, stop: Callable[[Distribution], Distribution]) -> "LayerChain":
+        """The same chain with every parameter cut from the graph: ``stop`` cuts the first layer's distribution,
+        and the steps (modules) run on their parameters detached, so that ``log_prob`` reaches them only through
+        ``z`` (what doubly reparameterised gradients need; :func:`vaekit.estimators.stop_gradient`)."""
+        from torch.func import functional_call
+
+        def detached(step: torch.nn.Module):
+            params = {name: p.detach() for name, p in step.named_parameters()}
+            return lambda s: functional_call(step, params, (s,))
+
+        if not all(isinstance(step, torch.nn.Module) for step in self.steps):
+            raise ValueError("stop_gradient needs the chain's steps to be modules (their parameters are detached)")
+        return LayerChain(stop(self.first), [detached(step) for step in self.steps], self.sizes, self.top_down)

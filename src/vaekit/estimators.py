@@ -316,14 +316,17 @@ class DoublyReparameterized(nn.Module):
 def stop_gradient(q: Distribution) -> Distribution:
     """``q`` with its parameters cut from the graph: ``log q(z)`` then reaches the encoder only through ``z``.
     For the Gaussians whose parameters are their location and scale (``Independent(Normal)``,
-    ``MultivariateNormal``)."""
+    ``MultivariateNormal``) and chains of them (:class:`vaekit.distributions.LayerChain`, a hierarchy's q)."""
+    from .distributions import LayerChain
+    if isinstance(q, LayerChain):
+        return q.stop_gradient(stop_gradient)
     if isinstance(q, Independent) and type(q.base_dist) is Normal:
         base = Normal(q.base_dist.loc.detach(), q.base_dist.scale.detach(), validate_args=False)
         return Independent(base, q.reinterpreted_batch_ndims, validate_args=False)
     if type(q) is MultivariateNormal:
         return MultivariateNormal(q.loc.detach(), scale_tril=q.scale_tril.detach(), validate_args=False)
     raise ValueError(f"the doubly reparameterised gradient needs a Gaussian q(z|x) given by its location and scale, "
-                     f"not {type(q).__name__} (a flow or a stack of latent layers): use train.estimator = 'auto'")
+                     f"not {type(q).__name__} (a flow): use train.estimator = 'auto'")
 
 
 def dreg_surrogate(log_p_xz: Callable[[torch.Tensor], torch.Tensor], q: Distribution, k: int
