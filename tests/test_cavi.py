@@ -103,3 +103,14 @@ def test_bad_shapes_and_too_many_assignments_are_refused():
         cavi.cavi(torch.zeros(5), 2)
     with pytest.raises(ValueError, match="too many"):
         cavi.log_evidence(torch.zeros(40, 1), 2, SIGMA2)
+
+
+def test_float32_data_is_scored_as_the_fit_was_in_float64():
+    """cavi() and em() fit in float64; elbo() and map_objective() given the same float32 points used to fail with a
+    dtype mismatch (found by running the README's example)."""
+    x = torch.randn(8, 2)
+    q = cavi.cavi(x, components=3, sigma2=10.0)
+    assert cavi.elbo(x, q, 10.0).dtype == torch.float64
+    assert torch.equal(cavi.elbo(x, q, 10.0), cavi.elbo(x.double(), q, 10.0))
+    fit = cavi.em(x, components=3, sigma2=10.0)
+    assert torch.equal(cavi.map_objective(x, fit.m, 10.0), cavi.map_objective(x.double(), fit.m, 10.0))

@@ -58,7 +58,8 @@ class MixturePosterior:
 
 
 def elbo(x: torch.Tensor, q: MixturePosterior, sigma2: float) -> torch.Tensor:
-    """The ELBO E_q[log p(x, c, mu)] - E_q[log q(c, mu)] in closed form (a scalar)."""
+    """The ELBO E_q[log p(x, c, mu)] - E_q[log q(c, mu)] in closed form (a scalar, float64 as every fit here)."""
+    x = _float64(x)
     n, d = x.shape
     k = q.m.shape[0]
     second_moment = (q.m ** 2).sum(-1) + d * q.s2                                   # E|mu_k|^2, (K,)
@@ -127,6 +128,7 @@ def em(x: torch.Tensor, components: int, sigma2: float = 10.0, iterations: int =
 
 def map_objective(x: torch.Tensor, means: torch.Tensor, sigma2: float) -> torch.Tensor:
     """log p(x, mu) with the assignments summed out: EM's objective."""
+    x, means = _float64(x), _float64(means)
     k, d = means.shape
     log_prior = Independent(Normal(torch.zeros_like(means), math.sqrt(sigma2)), 1).log_prob(means).sum()
     log_components = Independent(Normal(means, torch.ones_like(means)), 1).log_prob(x.unsqueeze(1))  # (n, K)
