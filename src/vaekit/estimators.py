@@ -17,8 +17,8 @@ is a per-example tensor whose *gradient* is the estimator (what is differentiate
 * :class:`Enumerate` -- the exact expectation ``sum_z q(z|x) f(z)`` for small discrete latents.
 * :func:`vimco_surrogate` -- the multi-sample leave-one-out baseline of Mnih & Rezende (2016).
 * :class:`DoublyReparameterized` -- the IWAE bound's inference-network gradient without its score-function
-  part (DReG; Tucker et al. 2019), whose signal-to-noise ratio grows with k instead of shrinking
-  (Rainforth et al. 2018); :func:`dreg_surrogate` computes it.
+  part (DReG; Tucker et al. 2019), whose signal-to-noise ratio does not fall with k as the standard one's does
+  (like 1/sqrt(k): Rainforth et al. 2018); :func:`dreg_surrogate` computes it.
 
 Discrete latents are ``Independent(OneHotCategorical(logits ``(B, L, K)``), 1)`` (L variables of K
 categories, one-hot samples) or ``Independent(Bernoulli(logits ``(B, L)``), 1)``.
@@ -304,7 +304,7 @@ def vimco_surrogate(log_w: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Ten
     return bound, bound + (signal * log_q).sum(0)
 
 
-ESTIMATORS = ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact")
+ESTIMATORS = ("auto", "pathwise", "score", "gumbel", "st-gumbel", "exact", "dreg")
 
 
 class DoublyReparameterized(nn.Module):
