@@ -27,7 +27,9 @@ def _git_commit() -> str:
                                capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        # a copy of the working tree without its .git (the GPU machine a session borrows): the commit it was
+        # copied from, as the session that sent it says
+        return os.environ.get("VAEKIT_COMMIT", "unknown")
 
 
 STARTED_AT_COMMIT = _git_commit()  # read when a script starts: the code it runs, not the HEAD when it ends
@@ -48,7 +50,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; {torch.get_num_threads()} threads"
+    gpu = f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; {torch.get_num_threads()} threads{gpu}"
 
 
 def record(script: str, metric: str, value: float, unit: str, command: str, notes: str = "") -> dict:

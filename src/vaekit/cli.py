@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_whole(1), help="importance samples (default: the recipe's eval.k)")
     p.add_argument("--split", choices=["test", "val", "train"], help="split (default: the recipe's eval.split)")
     p.add_argument("--limit", type=_whole(0), default=0, help="evaluate only the first N examples")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the run's eval.device, else train.device)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
     p.set_defaults(func=cmd_eval)
 
@@ -249,7 +250,7 @@ def cmd_eval(args) -> None:
     from .report import evaluate_run, format_report
 
     report = evaluate_run(args.run_dir, k=args.k, split=args.split, limit=args.limit,
-                          progress=_progress(args.progress))
+                          progress=_progress(args.progress), device=args.device)
     print(format_report(report))
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import kl_divergence
 
+from .devices import to_device
 from .models.cvae import CVAE, ConditionalNN
 from .objectives import Terms
 
@@ -159,7 +160,7 @@ def conditional_log_likelihood(model, batch: ConditionalBatch, samples: int = 10
 def evaluate_conditional(model, batches, samples: int = 100, seed: int = 0, proposal: str = "posterior") -> dict:
     """Mean negative conditional log-likelihood (importance-sampled with ``proposal``, see
     :func:`conditional_log_likelihood`), the ELBO and KL (latent models); for sentences also the token count
-    (words + ``</s>``) and the perplexity ``exp(sum NLL / tokens)``."""
+    (words + ``</s>``) and the perplexity ``exp(sum NLL / tokens)``. Runs on the model's device."""
     model.eval()
     start = time.perf_counter()
     latent = has_latent(model)
@@ -167,7 +168,9 @@ def evaluate_conditional(model, batches, samples: int = 100, seed: int = 0, prop
     tokens = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        device = next(model.parameters()).device
         for batch in batches:
+            batch = to_device(batch, device)
             nll.append(-conditional_log_likelihood(model, batch, samples, proposal=proposal))
             tokens += int(batch.x.lengths.sum()) if hasattr(batch.x, "lengths") else 0
             if latent:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .devices import check_device_name
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ class TrainConfig:
                                      # in bfloat16 under torch.autocast (fast on CPUs with AMX / AVX512-BF16 and
                                      # on GPUs), parameters, distributions and losses in float32; evaluation is
                                      # always float32
+    device: str = "cpu"              # cpu | cuda | cuda:N | auto (cuda when torch sees a GPU): where the model and
+                                     # each batch live (the feeds stay on the CPU; vaekit.devices)
     max_steps: int = 0               # stop after this many optimiser steps in total (0 = no limit)
     log_every: int = 100             # steps between progress-bar updates of the running loss
     val_every: int = 1               # epochs between validation-ELBO evaluations
@@ -152,6 +155,7 @@ class EvalConfig:
     sample_chunk: int = 500          # importance samples per chunk (memory ~ batch*chunk*D floats)
     seed: int = 0                    # seeds the importance samples
     plots: bool = True               # write sample grid, reconstructions, scatter, curves after training
+    device: str = ""                 # where evaluation computes: cpu | cuda | cuda:N | auto; "" = train.device
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,9 @@ class RunConfig:
                              ("train.precision", self.train.precision), ("eval.split", self.eval.split)):
             if value not in CHOICES[where]:
                 raise ConfigError(f"{where} = {value!r}: choose one of {', '.join(CHOICES[where])}")
+        check_device_name("train.device", self.train.device)
+        if self.eval.device:
+            check_device_name("eval.device", self.eval.device)
         for where, value in (("model.latent", self.model.latent), ("train.k", self.train.k),
                              ("train.epochs", self.train.epochs), ("train.batch_size", self.train.batch_size),
                              ("eval.k", self.eval.k), ("eval.batch_size", self.eval.batch_size),

@@ -2,7 +2,7 @@
 
 ``vaekit train`` runs unchanged under ``torchrun`` (or ``vaekit train --nproc N``, which launches
 torchrun): :func:`setup` joins the process group that torchrun describes in the environment
-(``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), with gloo on CPU and NCCL on GPU.
+(``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), with gloo between CPU processes.
 A single process needs none of this and :class:`Dist` then answers rank 0 of 1.
 """
 
@@ -68,8 +68,7 @@ def setup() -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend)
+    dist.init_process_group(backend="gloo")  # CPU processes (the trainer refuses a GPU device under torchrun)
     return Dist(dist.get_rank(), dist.get_world_size(), created_group=True)
 
 

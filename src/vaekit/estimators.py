@@ -195,7 +195,7 @@ def _scale_gradients(q: Distribution, factor: torch.Tensor) -> None:
 def relax(q: Distribution, temperature: float | torch.Tensor) -> Distribution:
     """The Concrete relaxation of a one-hot categorical or Bernoulli posterior, at ``temperature``."""
     base, dims = (q.base_dist, q.reinterpreted_batch_ndims) if isinstance(q, Independent) else (q, 0)
-    temperature = torch.as_tensor(temperature, dtype=base.logits.dtype)
+    temperature = torch.as_tensor(temperature, dtype=base.logits.dtype, device=base.logits.device)
     if isinstance(base, OneHotCategorical):
         relaxed = RelaxedOneHotCategorical(temperature, logits=base.logits)
     elif isinstance(base, Bernoulli):
@@ -244,24 +244,24 @@ def enumerate_support(q: Distribution, limit: int = 1 << 16) -> torch.Tensor:
     base, dims = (q.base_dist, q.reinterpreted_batch_ndims) if isinstance(q, Independent) else (q, 0)
     if isinstance(base, OneHotCategorical) and dims == 0:  # one variable (e.g. M2's class label)
         *batch, K = base.logits.shape
-        values = torch.eye(K, dtype=base.logits.dtype)
+        values = torch.eye(K, dtype=base.logits.dtype, device=base.logits.device)
         return values.reshape(K, *[1] * len(batch), K).expand(K, *batch, K)
     if isinstance(base, OneHotCategorical):
         *batch, L, K = base.logits.shape
         if dims != 1:
             raise ValueError("enumeration expects OneHotCategorical(logits (B, K)) or "
                              "Independent(OneHotCategorical(logits (B, L, K)), 1)")
-        values = torch.eye(K, dtype=base.logits.dtype)
+        values = torch.eye(K, dtype=base.logits.dtype, device=base.logits.device)
     elif isinstance(base, Bernoulli):
         *batch, L = base.logits.shape
         K = 2
-        values = torch.tensor([0.0, 1.0], dtype=base.logits.dtype)
+        values = torch.tensor([0.0, 1.0], dtype=base.logits.dtype, device=base.logits.device)
     else:
         raise TypeError(f"cannot enumerate {type(base).__name__}")
     if K ** L > limit:
         raise ValueError(f"{K}^{L} = {K ** L} joint values exceed the enumeration limit {limit}; "
                          "use a sampling estimator")
-    combos = torch.tensor(list(itertools.product(range(K), repeat=L)))  # (S, L)
+    combos = torch.tensor(list(itertools.product(range(K), repeat=L)), device=values.device)  # (S, L)
     joint = values[combos]  # (S, L, K) or (S, L)
     shape = (joint.shape[0], *[1] * len(batch), *joint.shape[1:])
     return joint.reshape(shape).expand(joint.shape[0], *batch, *joint.shape[1:])

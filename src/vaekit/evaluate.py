@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import save_atomic
+from .devices import rng_state, set_rng_state, to_device
 from .objectives import elbo, log_likelihood
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -55,7 +56,8 @@ def mutual_information(q_loc: torch.Tensor, q_scale: torch.Tensor, generator: to
     n, dim = q_loc.shape
     neg_entropy = (-0.5 * dim * (1 + torch.log(torch.tensor(2 * torch.pi, dtype=q_loc.dtype)))
                    - q_scale.log().sum(-1)).mean()
-    z = q_loc + q_scale * torch.randn(q_loc.shape, generator=generator, dtype=q_loc.dtype)   # (N, Z)
+    z = q_loc + q_scale * torch.randn(q_loc.shape, generator=generator, dtype=q_loc.dtype,
+                                      device=q_loc.device)   # (N, Z)
     components = torch.distributions.Normal(q_loc[None], q_scale[None])
     log_aggregate = []
     for start in range(0, n, 64):  # log q(z_i | x_j) for a block of i and all j: (64, N), in bounded memory
@@ -71,9 +73,11 @@ def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, sampl
     """Evaluate ``model`` on ``x`` of shape ``(N, D)``; returns a dict of plain numbers.
 
     ``nll`` is the mean importance-sampled ``-log p(x)`` (nats) with ``k`` samples; ``nll_per_example``
-    is kept as a list for analysis. Memory is ``O(batch_size * sample_chunk * D)``.
+    is kept as a list for analysis. Memory is ``O(batch_size * sample_chunk * D)``. Runs on the model's
+    device (``x`` is moved there).
     """
     model.eval()
+    x = x.to(next(model.parameters()).device)
     if progress is None:
         progress = sys.stderr.isatty()
     state = torch.get_rng_state()
@@ -139,6 +143,7 @@ def evaluate_text(model, batches, k: int = 500, sample_chunk: int = 50, seed: in
         progress = sys.stderr.isatty()
     batches = list(batches)
     latent = getattr(model, "encoder", None) is not None
+    device = next(model.parameters()).device  # each batch is moved there; what is kept comes back to the CPU
     state = torch.get_rng_state()
     torch.manual_seed(seed)
     start = time.perf_counter()
@@ -147,6 +152,7 @@ def evaluate_text(model, batches, k: int = 500, sample_chunk: int = 50, seed: in
     fingerprint = _evaluation_fingerprint(model, batches, k, sample_chunk, seed) if partial is not None else None
     if partial is not None:
         acc = _resume_partial(Path(partial), fingerprint) or acc
+        set_rng_state(acc.pop("cuda_rng", None), device)
         if acc["next_batch"]:
             print(f"continuing the stopped evaluation in {partial} at batch {acc['next_batch'] + 1} of {len(batches)}",
                   file=sys.stderr)
@@ -157,27 +163,27 @@ def evaluate_text(model, batches, k: int = 500, sample_chunk: int = 50, seed: in
         iterator = tqdm(iterator, desc=f"log p(x), K={k}" if latent else "log p(x)", leave=False, dynamic_ncols=True,
                         total=len(batches), initial=acc["next_batch"])
     for index in iterator:
-        batch = batches[index]
+        batch = to_device(batches[index], device)
         acc["tokens"] += int(batch.lengths.sum())
         if not latent:  # one decoder pass gives the exact log p(x) and the next-token hits
             sentence_log_px, hits = _decode_scores(model, None, batch)
-            acc["log_px"].append(sentence_log_px)
+            acc["log_px"].append(sentence_log_px.cpu())
             acc["correct"] += hits
         else:
-            acc["log_px"].append(log_likelihood(model, batch, k=k, sample_chunk=sample_chunk))
+            acc["log_px"].append(log_likelihood(model, batch, k=k, sample_chunk=sample_chunk).cpu())
             terms = elbo(model, batch)
-            acc["bounds"].append(terms.bound)
-            acc["recon"].append(terms.log_px_z)
-            acc["kls"].append(terms.kl)
+            acc["bounds"].append(terms.bound.cpu())
+            acc["recon"].append(terms.log_px_z.cpu())
+            acc["kls"].append(terms.kl.cpu())
             q = model.encode(batch)
-            acc["locs"].append(q.base_dist.loc)
-            acc["scales"].append(q.base_dist.scale)
+            acc["locs"].append(q.base_dist.loc.cpu())
+            acc["scales"].append(q.base_dist.scale.cpu())
             acc["correct"] += _decode_scores(model, q.base_dist.loc, batch)[1]
         acc["next_batch"] = index + 1
         if partial is not None and time.perf_counter() - last_save >= save_every_s and index + 1 < len(batches):
             seconds = acc["seconds"] + time.perf_counter() - start
-            save_atomic({**acc, "seconds": seconds, "fingerprint": fingerprint, "rng": torch.get_rng_state()},
-                        partial)
+            save_atomic({**acc, "seconds": seconds, "fingerprint": fingerprint, "rng": torch.get_rng_state(),
+                         **({"cuda_rng": rng_state(device)} if device.type == "cuda" else {})}, partial)
             last_save = time.perf_counter()
     log_px, bounds, recon, kls, locs, scales = (acc[key] for key in ("log_px", "bounds", "recon", "kls", "locs",
                                                                      "scales"))

@@ -110,8 +110,9 @@ class SemiSupervisedFeed(ImageFeed):
         return LabelledBatch(x, labelled, self.labelled_y[pick], self.labelled_weight), b
 
     def validation_error(self, model) -> float:
-        """Percentage of validation images the classifier q(y|x) gets wrong."""
-        return error_rate(model, self.val_x, self.val_labels[: len(self.val_x)])
+        """Percentage of validation images the classifier q(y|x) gets wrong (on the model's device)."""
+        device = next(model.parameters()).device
+        return error_rate(model, self.val_x.to(device), self.val_labels[: len(self.val_x)].to(device))
 
 
 class QuadrantFeed(ImageFeed):

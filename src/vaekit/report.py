@@ -11,17 +11,22 @@ from pathlib import Path
 import torch
 
 from .allocator import retain_freed_memory
+from .devices import describe, resolve_device
 from .errors import CheckpointError
 from .families import family_of
 from .runs import load_data, load_model, write_json
 
 
 def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = None, limit: int = 0,
-                 progress: bool | None = None, write: bool = True) -> dict:
+                 progress: bool | None = None, write: bool = True, device: str | None = None) -> dict:
     """Evaluate a run's checkpoint on a split (what its family measures: :meth:`vaekit.families.Family.evaluate`);
-    write ``report.json`` and ``report.md`` when ``write``."""
+    write ``report.json`` and ``report.md`` when ``write``. ``device`` (cpu, cuda, cuda:N, auto) defaults to the
+    run's ``eval.device``, else its ``train.device``; the data stay on the CPU and go there batch by batch."""
     run_dir = Path(run_dir)
     config, model, state = load_model(run_dir)
+    where = "--device" if device else "eval.device" if config.eval.device else "train.device"
+    target = resolve_device(device or config.eval.device or config.train.device, where)
+    model.to(target)
     if config.train.retain_memory:  # as in training: large (K x tokens x vocabulary) tensors reuse mapped pages
         retain_freed_memory()
     data = load_data(config.data)
@@ -30,7 +35,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     partial = run_dir / f"eval_partial_{split}_k{k}_n{limit}.pt"  # continued if an earlier scoring was stopped
     result = family_of(config).evaluate(config, model, data, split, k, limit, progress, partial=partial)
     per_example = result.pop("nll_per_example", [])
-    report = {"name": config.name, "split": split, **result, "epochs": state["epoch"], "steps": state["step"],
+    report = {"name": config.name, "split": split, **result, "device": describe(target),
+              "epochs": state["epoch"], "steps": state["step"],
               "finished": state["epoch"] >= config.train.epochs, "train_seconds": state["elapsed_s"],
               "likelihood": state["likelihood"]}
     if write:
@@ -86,7 +92,7 @@ def format_report(r: dict) -> str:
             rows += [("conditional ELBO", f"{r['elbo']:.2f} nats"), ("KL(q(z|x,c) || p(z|c))", f"{r['kl']:.2f} nats")]
         rows += [("examples", str(r["n"])),
                  ("training", f"{r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status})"),
-                 ("evaluation time", f"{r['seconds']:.0f} s")]
+                 ("evaluation time", f"{r['seconds']:.0f} s{_on(r)}")]
         return (f"# {r['name']}: evaluation on the {r['split']} split\n\n| quantity | value |\n|---|---|\n"
                 + "".join(f"| {a} | {b} |\n" for a, b in rows))
     if "ppl" in r:
@@ -97,7 +103,7 @@ def format_report(r: dict) -> str:
                 f"| bound on log p(x), label summed out | {r['elbo']:.2f} nats |\n"
                 f"| KL(q(y|x) || p(y)) | {r['kl_y']:.3f} nats |\n"
                 f"| training | {r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status}) |\n"
-                f"| evaluation time | {r['seconds']:.0f} s |\n")
+                f"| evaluation time | {r['seconds']:.0f} s{_on(r)} |\n")
     return (f"# {r['name']}: evaluation on the {r['split']} split\n\n"
             f"| quantity | value |\n|---|---|\n"
             f"| importance-sampled NLL, K = {r['k']} | **{r['nll']:.2f}** ± {r['nll_stderr']:.2f} nats |\n"
@@ -111,7 +117,7 @@ def format_report(r: dict) -> str:
                if r.get("mutual_information") is not None else "")
             + f"| examples | {r['n']} |\n"
             f"| training | {r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status}) |\n"
-            f"| evaluation time | {r['seconds']:.0f} s |\n\n"
+            f"| evaluation time | {r['seconds']:.0f} s{_on(r)} |\n\n"
             f"Likelihood: {r['likelihood']}. The NLL is a stochastic upper bound on -log p(x) "
             "(Burda et al. 2016); ± is the standard error over examples.\n")
 
@@ -130,7 +136,7 @@ def format_text_report(r: dict, status: str) -> str:
               + (" (teacher-forced, z = E_q[z|x])" if latent else " (next-token, teacher-forced)")),
              ("sentences", str(r["n"])),
              ("training", f"{r['epochs']} epochs, {r['steps']} steps, {r['train_seconds']:.0f} s ({status})"),
-             ("evaluation time", f"{r['seconds']:.0f} s")]
+             ("evaluation time", f"{r['seconds']:.0f} s{_on(r)}")]
     table = "".join(f"| {a} | {b} |\n" for a, b in rows)
     return (f"# {r['name']}: evaluation on the {r['split']} split\n\n| quantity | value |\n|---|---|\n{table}\n"
             + ("The NLL is a stochastic upper bound on -log p(x) (Burda et al. 2016); " if latent else "")
@@ -153,3 +159,8 @@ def plot_run(run_dir: str | Path, what: tuple[str, ...] | None = None, n: int = 
 
 def load_report(run_dir: str | Path) -> dict:
     return json.loads((Path(run_dir) / "report.json").read_text())
+
+
+def _on(r: dict) -> str:
+    """`` on cuda:0 (NVIDIA H200)`` for a report computed on a GPU; nothing for the CPU (or an older report)."""
+    return f" on {r['device']}" if r.get("device", "cpu") != "cpu" else ""

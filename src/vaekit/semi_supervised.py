@@ -92,7 +92,7 @@ def semi_supervised_loss(model, batch: LabelledBatch, estimator, classifier_weig
     terms whose batch mean is the loss (the labelled part, a scalar, is spread evenly over them). ``bound`` and
     ``kl`` are the unlabelled ones."""
     terms = unlabelled_bound(model, batch.unlabelled, estimator)
-    labelled_loss = torch.zeros((), dtype=terms.loss.dtype)
+    labelled_loss = torch.zeros((), dtype=terms.loss.dtype, device=terms.loss.device)
     if len(batch.labels):
         y = F.one_hot(batch.labels, model.classes).to(batch.labelled.dtype)
         labelled = labelled_bound(model, batch.labelled, y)
@@ -132,8 +132,11 @@ def error_rate(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 2
 
 @torch.no_grad()
 def evaluate_m2(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 500, seed: int = 0) -> dict:
-    """Test classification error of ``q(y|x)`` and the unlabelled bound ``U(x)`` (label summed out exactly)."""
+    """Test classification error of ``q(y|x)`` and the unlabelled bound ``U(x)`` (label summed out exactly), on
+    the model's device."""
     model.eval()
+    device = next(model.parameters()).device
+    x, labels = x.to(device), labels.to(device)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

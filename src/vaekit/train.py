@@ -37,6 +37,7 @@ from .allocator import retain_freed_memory
 from .config import RunConfig
 from .data import ImageData
 from .data.text import TextData
+from .devices import rng_state, resolve_device, set_rng_state, to_device
 from .distributed import Dist, rank_seeds, setup
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .estimators import GumbelSoftmax
@@ -141,11 +142,12 @@ def validation_elbo(model, batches, dist: Dist | None = None, name: str = "elbo"
     family = family or FAMILIES["vae"]
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     totals = torch.zeros(3, dtype=torch.float64)
     count = 0
     for x in batches:
-        terms = family.validation_terms(model, x, name)
-        totals += torch.stack([terms.bound.sum(), terms.log_px_z.sum(), terms.kl.sum()]).double()
+        terms = family.validation_terms(model, to_device(x, device), name)
+        totals += torch.stack([terms.bound.sum(), terms.log_px_z.sum(), terms.kl.sum()]).double().cpu()
         count += len(x)
     model.train(was_training)
     *sums, count = dist.all_sum([*totals.tolist(), count])
@@ -171,6 +173,10 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         retain_freed_memory()
     progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
 
+    device = resolve_device(t.device)
+    if dist.active and device.type != "cpu":
+        raise ConfigError("data-parallel training (torchrun / --nproc) runs on CPU processes for now; on a GPU "
+                          "train in one process (drop --nproc), or set --set train.device=cpu")
     data = load_data(config.data) if data is None else data
     family = family_of(config)
     if not family.distributed and dist.active:
@@ -201,8 +207,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     feed = family.feed(config, data, dist)
     classifier_weight = t.classifier_weight or getattr(feed, "default_classifier_weight", 0.0)
     step_module = ObjectiveModule(model, family, t.objective, t.k, estimator, t.free_bits, classifier_weight,
-                                  t.hybrid_alpha, t.precision)
-    warn_if_bfloat16_is_emulated(t.precision, next(model.parameters()).device.type)
+                                  t.hybrid_alpha, t.precision).to(device)  # (the estimator's baseline too)
+    warn_if_bfloat16_is_emulated(t.precision, device.type)
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     parameters = list(model.parameters())  # (what gradient clipping covers: the model, not a learned baseline)
     steps_per_epoch = feed.steps_per_epoch
@@ -231,6 +237,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
             sums = {**sums, **mine["epoch_sums"]}
         else:
             torch.set_rng_state(saved["rng"]["torch"])
+            set_rng_state(saved["rng"].get("cuda"), device)  # (a run moved between devices draws new noise)
             sums = {**sums, **saved.get("epoch_sums", {})}
         epoch, step, batch_in_epoch = saved["epoch"], saved["step"], saved["batch_in_epoch"]
         perm, elapsed_before = saved["perm"], saved["elapsed_s"]
@@ -252,6 +259,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         if not dist.is_main:
             return
         rng = {"torch": torch.get_rng_state(), "data": data_rng.get_state()}
+        if device.type == "cuda":
+            rng["cuda"] = rng_state(device)
         if dist.active:
             rng["ranks"] = per_rank
         state = {
@@ -279,6 +288,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
             bar = _progress_bar(progress, steps_per_epoch, batch_in_epoch, f"epoch {epoch + 1}/{t.epochs}")
             while batch_in_epoch < steps_per_epoch and budget_left() and not stopping:
                 x, b = feed.batch(perm, batch_in_epoch, binarize_rng)
+                x = to_device(x, device)
                 if isinstance(estimator, GumbelSoftmax):
                     estimator.temperature = gumbel_temperature(step, t.temperature, t.temperature_min,
                                                                t.temperature_rate, t.temperature_every)

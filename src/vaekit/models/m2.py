@@ -72,20 +72,20 @@ class M2(nn.Module):
             if seed is not None:
                 torch.manual_seed(seed)
             z = self.prior_z().sample((n,))
-        y = torch.eye(self.classes, dtype=z.dtype)[torch.arange(n) % self.classes]
+        y = torch.eye(self.classes, dtype=z.dtype, device=z.device)[torch.arange(n, device=z.device) % self.classes]
         return self.decode(z, y).mean
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of ``p(x|y_hat, z)`` at ``y_hat = argmax q(y|x)`` and ``z = E_q[z|x, y_hat]``."""
-        y_hat = torch.eye(self.classes, dtype=x.dtype)[self.classify(x)]
+        y_hat = torch.eye(self.classes, dtype=x.dtype, device=x.device)[self.classify(x)]
         return self.decode(self.encode_z(x, y_hat).mean, y_hat).mean
 
     @torch.no_grad()
     def analogies(self, x: torch.Tensor) -> torch.Tensor:
         """Kingma et al. (2014), Fig. 1: each image's style ``z = E_q[z|x, y_hat]`` decoded with every class,
         ``(N, C, D)``."""
-        y_hat = torch.eye(self.classes, dtype=x.dtype)[self.classify(x)]
+        y_hat = torch.eye(self.classes, dtype=x.dtype, device=x.device)[self.classify(x)]
         z = self.encode_z(x, y_hat).mean
-        eye = torch.eye(self.classes, dtype=x.dtype)
+        eye = torch.eye(self.classes, dtype=x.dtype, device=x.device)
         return self.decode(z[:, None, :], eye[None]).mean

@@ -208,7 +208,7 @@ class SentenceVAE(nn.Module):
             final = torch.cat([h[-2], h[-1]], dim=-1)
         else:
             out, _ = self.encoder(emb)
-            final = out[torch.arange(len(batch)), batch.lengths - 1]
+            final = out[torch.arange(len(batch), device=out.device), batch.lengths - 1]
         if self.label_embed is not None:
             if c is None:
                 raise ValueError("a conditional sentence model needs the labels c of its sentences")

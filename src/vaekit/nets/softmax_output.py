@@ -63,7 +63,7 @@ class _LinearTokenNLL(torch.autograd.Function):
             probs = torch._softmax(logits, -1, False, out=logits)  # in place: the logits are not needed again
         else:
             probs = torch.softmax(logits, dim=-1, dtype=full_dtype(logits.dtype))
-        nll = -probs[torch.arange(len(target)), target].log()
+        nll = -probs[torch.arange(len(target), device=target.device), target].log()
         bad = ~torch.isfinite(nll)  # a picked probability below ~1e-38 (float32): log-softmax of those rows
         if bad.any():
             nll[bad] = token_nll(_logits(hidden[bad], weight, bias), target[bad])

@@ -1,0 +1,200 @@
+"""vaekit on a GPU (``train.device = cuda``): training speed against the same reference loops as the CPU
+benchmarks, run on the GPU the way their public code runs there, and the importance-sampled NLL of a committed
+checkpoint scored on the GPU beside its CPU figure.
+
+* MNIST (as ``mnist_speed.py``): the 784-400-20 VAE, batch 128, Adam 1e-3, float32. The reference is the
+  pytorch/examples loop with its CUDA settings: a ``DataLoader`` over the float images (``shuffle=True``,
+  ``num_workers=1``, ``pin_memory=True``) and ``data.to(device)`` per batch. vaekit runs its real trainer
+  (``recipes/pytorch_examples.toml`` with ``train.device=cuda``), alternated with the reference in this process.
+* PTB (as ``ptb_speed.py``): the sentence VAE of ``recipes/ptb_vae.toml`` on the first ``--sentences``
+  training sentences; the reference (padded random batches, logits at every position) moved to the GPU.
+* Evaluation: ``benchmarks/runs/burda_vae_paper`` (Burda et al.'s VAE after 3280 epochs, committed with its
+  CPU scoring, K = 5000, and its per-example NLLs) scored again on the GPU: the paired difference GPU - CPU
+  (different importance samples, so a small random difference around 0) and the time against the CPU's.
+
+    python benchmarks/gpu_speed.py [--epochs 3] [--repeats 3] [--sentences 3200]
+
+Needs a CUDA GPU; a machine without one is told so and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, record  # noqa: E402
+from mnist_speed import BATCH, ReferenceVAE  # noqa: E402
+from ptb_speed import ReferenceSentenceVAE, speed_config  # noqa: E402
+
+from vaekit.config import load_recipe  # noqa: E402
+from vaekit.data.text import pad  # noqa: E402
+from vaekit.devices import describe  # noqa: E402
+from vaekit.report import evaluate_run, paired_nll_difference  # noqa: E402
+from vaekit.runs import load_data  # noqa: E402
+from vaekit.train import train  # noqa: E402
+
+SCRIPT = "gpu_speed"
+CHECKPOINT = ROOT / "benchmarks" / "runs" / "burda_vae_paper"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reference_mnist(x: torch.Tensor, device: torch.device, seconds: float) -> float:
+    """Examples/s of the pytorch/examples loop on ``device`` over one epoch (or ``seconds``)."""
+    torch.manual_seed(0)
+    model = ReferenceVAE().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x))), batch_size=BATCH, shuffle=True, num_workers=1,
+                        pin_memory=device.type == "cuda")
+    seen, start = 0, time.perf_counter()
+    for data, _ in loader:
+        data = data.to(device)
+        optimizer.zero_grad()
+        recon, mu, logvar = model(data)
+        bce = F.binary_cross_entropy(recon, data.view(-1, 784), reduction="sum")
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        loss = bce + kld
+        loss.backward()
+        optimizer.step()
+        loss.item()  # the example logs the loss every batch (train_loss += loss.item())
+        seen += len(data)
+        if time.perf_counter() - start > seconds:
+            break
+    synchronize(device)
+    return seen / (time.perf_counter() - start)
+
+
+def vaekit_run(config, data) -> list[dict]:
+    """The metrics lines of a run of vaekit's trainer (in a temporary directory)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        train(config, Path(tmp) / "run", data=data, progress=False)
+        return [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+
+
+def reference_ptb(sentences, vocab: int, bos: int, config, device: torch.device, seconds: float) -> float:
+    """Real tokens/s of the padded reference sentence VAE on ``device`` (one pass, or ``seconds``)."""
+    torch.manual_seed(0)
+    m = config.model
+    model = ReferenceSentenceVAE(vocab, m.embedding, m.hidden[0], m.latent).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    order = torch.randperm(len(sentences)).tolist()
+    tokens, start = 0, time.perf_counter()
+    for b in range(0, len(order), config.train.batch_size):
+        ids = order[b:b + config.train.batch_size]
+        batch = pad([sentences[i] for i in ids])
+        inputs = torch.cat([torch.full_like(batch.tokens[:, :1], bos), batch.tokens[:, :-1]], 1).masked_fill(
+            ~batch.mask, 0)
+        loss = model(batch.tokens.to(device), inputs.to(device), batch.lengths) / len(ids)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        optimizer.step()
+        loss.item()
+        tokens += int(batch.lengths.sum())
+        if time.perf_counter() - start > seconds:
+            break
+    synchronize(device)
+    return tokens / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3, help="vaekit's MNIST epochs per repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sentences", type=int, default=3200)
+    parser.add_argument("--reference-seconds", type=float, default=30.0)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["mnist", "ptb", "eval"])
+    parser.add_argument("--eval-k", type=int, default=0, help="importance samples of the GPU scoring (default: "
+                        "the K of the committed CPU scoring)")
+    parser.add_argument("--device", default="cuda", help="cuda (what it is for); cpu only to try the script out")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("gpu_speed.py measures vaekit on a GPU, and torch sees none here: nothing recorded")
+    device = torch.device(args.device)
+    gpu = describe(device)
+    command = (f"python benchmarks/gpu_speed.py --epochs {args.epochs} --repeats {args.repeats} "
+               f"--sentences {args.sentences}")
+
+    if "mnist" not in args.skip:
+        data = load_data(load_recipe(None).data)
+        x = data.train.float().div_(255)
+        recipe = ROOT / "recipes" / "pytorch_examples.toml"
+        base = [f"train.epochs={args.epochs}", "train.val_every=0", f"train.checkpoint_every={args.epochs}",
+                f"train.device={args.device}"]
+        ref, ours, ours_bf16 = [], [], []
+        for r in range(args.repeats):
+            ref.append(reference_mnist(x, device, args.reference_seconds))
+            ours += [line["examples_per_s"] for line in vaekit_run(load_recipe(recipe, base), data)]
+            ours_bf16 += [line["examples_per_s"] for line in
+                          vaekit_run(load_recipe(recipe, base + ["train.precision=bfloat16"]), data)]
+            print(f"repeat {r + 1}: reference {ref[-1]:.0f} ex/s, vaekit {ours[-args.epochs:]}, "
+                  f"bf16 {ours_bf16[-args.epochs:]}", file=sys.stderr)
+        ref_speed, our_speed, bf16_speed = (statistics.median(v) for v in (ref, ours, ours_bf16))
+        common = f"784-400-20 ReLU VAE, batch {BATCH}, {gpu}"
+        record(SCRIPT, "mnist_gpu_train_speedup_vs_reference", our_speed / ref_speed, "ratio", command,
+               f"{common}, fp32: vaekit trainer (train.device=cuda) {our_speed:.0f} ex/s vs the pytorch/examples "
+               f"loop on the GPU (DataLoader, num_workers=1, pin_memory) {ref_speed:.0f} ex/s; medians of "
+               f"{len(ours)} vaekit epochs and {len(ref)} reference runs, alternated in one process")
+        record(SCRIPT, "mnist_gpu_train_examples_per_s", our_speed, "examples/s", command, f"{common}, fp32")
+        record(SCRIPT, "mnist_gpu_train_examples_per_s_bf16", bf16_speed, "examples/s", command,
+               f"{common}, train.precision=bfloat16 (autocast)")
+        record(SCRIPT, "mnist_gpu_reference_examples_per_s", ref_speed, "examples/s", command, f"{common}, fp32")
+
+    if "ptb" not in args.skip:
+        config = speed_config(args.sentences, "float32", 0, extra=(f"train.device={args.device}",), epochs=args.epochs)
+        data = load_data(config.data)
+        ref, ours = [], []
+        for r in range(args.repeats):
+            ref.append(reference_ptb(data.train, len(data.vocab), data.vocab.bos, config, device,
+                                     args.reference_seconds))
+            lines = vaekit_run(config, data)
+            ours.append(len(lines) / sum(1 / line["tokens_per_s"] for line in lines))  # every epoch: same tokens
+            print(f"repeat {r + 1}: reference {ref[-1]:.0f} tokens/s, vaekit {ours[-1]:.0f} tokens/s", file=sys.stderr)
+        ref_speed, our_speed = statistics.median(ref), statistics.median(ours)
+        m = config.model
+        common = (f"LSTM sentence VAE, embedding {m.embedding}, hidden {m.hidden[0]}, z {m.latent}, vocabulary "
+                  f"{len(data.vocab)}, batch {config.train.batch_size}, fp32, first {args.sentences} PTB training "
+                  f"sentences, {gpu}")
+        record(SCRIPT, "ptb_gpu_train_speedup_vs_reference", our_speed / ref_speed, "ratio", command,
+               f"{common}: vaekit trainer {our_speed:.0f} vs the padded-batch reference on the GPU {ref_speed:.0f} "
+               f"real tokens/s (medians of {args.repeats} alternated runs)")
+        record(SCRIPT, "ptb_gpu_train_tokens_per_s", our_speed, "tokens/s", command, common)
+        record(SCRIPT, "ptb_gpu_reference_tokens_per_s", ref_speed, "tokens/s", command, common)
+
+    if "eval" not in args.skip:
+        cpu_report = json.loads((CHECKPOINT / "report.json").read_text())
+        k = args.eval_k or cpu_report["k"]
+        with tempfile.TemporaryDirectory() as tmp:  # a copy, so that the committed CPU scoring stays as it is
+            copy = Path(tmp) / CHECKPOINT.name
+            shutil.copytree(CHECKPOINT, copy, ignore=shutil.ignore_patterns("tensorboard", "*.png", "nll_*"))
+            gpu_report = evaluate_run(copy, k=k, split="test", device=args.device)
+            paired = paired_nll_difference(copy, CHECKPOINT, split="test", k=k, k_b=cpu_report["k"])
+        notes = (f"{CHECKPOINT.name} (Burda et al.'s VAE after 3280 epochs), K = {k}, 10,000 test images, {gpu}: "
+                 f"{gpu_report['nll']:.3f} on the GPU vs {cpu_report['nll']:.3f} on the CPU (the committed report); "
+                 f"evaluation {gpu_report['seconds']:.1f} s on the GPU vs {cpu_report['seconds']:.0f} s on one "
+                 "shared CPU core")
+        record(SCRIPT, "mnist_vae_burda_paper_test_nll_gpu", gpu_report["nll"], "nats", command, notes)
+        record(SCRIPT, "mnist_vae_burda_paper_gpu_minus_cpu_paired_test_nll", paired["mean"], "nats", command,
+               f"per-image NLL on the GPU minus the committed CPU scoring (other importance samples): paired "
+               f"standard error {paired['stderr']:.4f}, GPU lower on {100 * paired['fraction_a_lower']:.1f}% of "
+               f"{paired['n']} images")
+        record(SCRIPT, "mnist_gpu_eval_k5000_seconds", gpu_report["seconds"], "s", command, notes)
+        record(SCRIPT, "mnist_eval_k5000_gpu_speedup_vs_cpu", cpu_report["seconds"] / gpu_report["seconds"], "ratio",
+               command, notes)
+
+if __name__ == "__main__":
+    main()

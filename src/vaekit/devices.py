@@ -1,0 +1,84 @@
+"""Where a run computes: ``train.device`` / ``eval.device`` and moving batches there.
+
+``cpu`` (the default) keeps every tensor where the data loaders put it. ``cuda`` (or ``cuda:N``) moves the
+model and each batch to that GPU; ``auto`` picks ``cuda`` when torch sees one, else ``cpu``.
+
+The feeds (:mod:`vaekit.feeds`) stay on the CPU whatever the device: the epoch's plan, the binarisation and
+the word dropout draw from the same CPU generators, so a GPU run sees exactly the batches the CPU run of
+the same seed sees; only the reparameterisation noise (torch's generator of that device) differs. A batch
+is a tensor or a dataclass of tensors (:class:`~vaekit.models.SentenceBatch`,
+:class:`~vaekit.conditional.ConditionalBatch`, :class:`~vaekit.semi_supervised.LabelledBatch`), moved
+by :func:`to_device` once per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import torch
+
+from .errors import ConfigError
+
+DEVICE_PATTERN = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
+
+
+def check_device_name(where: str, name: str) -> None:
+    """ConfigError unless ``name`` is a device this library knows how to use (spelling only, not presence)."""
+    if not DEVICE_PATTERN.match(name):
+        raise ConfigError(f"{where} = {name!r}: choose cpu, cuda, cuda:N (a GPU's index) or auto "
+                          "(cuda when torch sees a GPU, else cpu)")
+
+
+def resolve_device(name: str, where: str = "train.device") -> torch.device:
+    """The ``torch.device`` that ``name`` means here; ConfigError naming the fix when it is not available."""
+    check_device_name(where, name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"a CUDA {torch.version.cuda} build"
+            raise ConfigError(f"{where} = {name!r}, but torch ({torch.__version__}, {build}) sees no GPU: train "
+                              f"on the CPU (--set {where}=cpu), or install a CUDA build of torch on a machine "
+                              "with an NVIDIA GPU")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"{where} = {name!r}, but torch sees {count} GPU(s) (cuda:0 to cuda:{count - 1}): "
+                              "choose one of those")
+    return device
+
+
+def to_device(batch, device: torch.device, non_blocking: bool = False):
+    """``batch`` with every tensor in it on ``device``: a tensor, a dataclass of tensors (other fields kept),
+    or a tuple / list of those. On the device it is already on, the same object comes back."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        moved = {f.name: to_device(getattr(batch, f.name), device, non_blocking)
+                 for f in dataclasses.fields(batch) if f.init}
+        if all(moved[name] is getattr(batch, name) for name in moved):
+            return batch
+        return dataclasses.replace(batch, **moved)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(item, device, non_blocking) for item in batch)
+    return batch
+
+
+def rng_state(device: torch.device) -> torch.Tensor | None:
+    """The state of torch's generator on a GPU ``device`` (its reparameterisation noise), None on the CPU."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def set_rng_state(state: torch.Tensor | None, device: torch.device) -> None:
+    """Restore what :func:`rng_state` returned (nothing to do for the CPU, or for a state of no GPU)."""
+    if device.type == "cuda" and state is not None:
+        torch.cuda.set_rng_state(state, device)
+
+
+def describe(device: torch.device) -> str:
+    """``'cpu'`` or e.g. ``'cuda:0 (NVIDIA H200)'``, for reports and benchmark records."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(device)
