@@ -288,6 +288,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
             bar = _progress_bar(progress, steps_per_epoch, batch_in_epoch, f"epoch {epoch + 1}/{t.epochs}")
             while batch_in_epoch < steps_per_epoch and budget_left() and not stopping:
                 x, b = feed.batch(perm, batch_in_epoch, binarize_rng)
+                tokens = family.tokens(x)  # (counted on the CPU: no wait for a GPU)
                 x = to_device(x, device)
                 if isinstance(estimator, GumbelSoftmax):
                     estimator.temperature = gumbel_temperature(step, t.temperature, t.temperature_min,
@@ -298,7 +299,9 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                             if t.capacity_max > 0 else None)  # Burgess et al. (2018): C grows linearly
                 loss_per_example, bound, kl = step_module(x, beta, capacity)
                 loss = loss_per_example.mean()
-                loss_value = loss.item()
+                # one read of three numbers (on a GPU each read waits for the queued work: one wait per step)
+                loss_value, bound_sum, kl_sum = torch.stack(
+                    [loss.detach().double(), bound.sum().double(), kl.sum().double()]).tolist()
                 if not dist.active:
                     stopping = stop.requested
                 elif step % STOP_SYNC_EVERY == 0 or batch_in_epoch + 1 == steps_per_epoch:
@@ -316,10 +319,10 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                 step += 1
                 batch_in_epoch += 1
                 sums["loss"] += loss_value * b
-                sums["bound"] += bound.sum().item()
-                sums["kl"] += kl.sum().item()
+                sums["bound"] += bound_sum
+                sums["kl"] += kl_sum
                 sums["seen"] += b
-                sums["tokens"] += family.tokens(x)
+                sums["tokens"] += tokens
                 examples_this_session += b
                 if bar is not None:
                     bar.update(1)
