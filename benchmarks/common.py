@@ -19,6 +19,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _git_commit() -> str:
+    if os.environ.get("VAEKIT_COMMIT"):  # set by whoever copied the tree elsewhere (a borrowed GPU machine, whose
+        return os.environ["VAEKIT_COMMIT"]  # copy of .git may be older than the files sent with it)
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -27,9 +29,7 @@ def _git_commit() -> str:
                                capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        # a copy of the working tree without its .git (the GPU machine a session borrows): the commit it was
-        # copied from, as the session that sent it says
-        return os.environ.get("VAEKIT_COMMIT", "unknown")
+        return "unknown"
 
 
 STARTED_AT_COMMIT = _git_commit()  # read when a script starts: the code it runs, not the HEAD when it ends
