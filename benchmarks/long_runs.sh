@@ -28,11 +28,7 @@ lane_a() {  # issue 2: IWAE k = 5 as Burda et al. ran it (~11 h on a shared core
     python benchmarks/mnist_burda.py recipes/burda_iwae5_paper.toml --metric mnist_iwae5_burda_paper_test_nll
 }
 
-lane_b() {  # issue 3: the LM of the 60-epoch PTB recipe (recipes/ptb_vae_long.toml; ~2.5 h on one core beside
-            # lane a; 45 MB checkpoint; scored exactly), the baseline that ptb_long_vae (test NLL 103.5, committed
-            # in benchmarks/runs/ptb_long_vae) must beat: ptb_long_vae_minus_lm_test_nll. Drop it once recorded.
-    python benchmarks/ptb_table.py --recipe recipes/ptb_vae_long.toml --variant lm --threads 1 \
-        --run-dir benchmarks/runs/ptb_long_lm
+lane_b() {  # (the 60-epoch PTB LM of this lane finished on 2026-12-04: ptb_long_lm_*, recorded)
     # issue 4: M1+M2 with 100 labels went from 4.93% (100 epochs) to 3.71% (300 epochs) of the cosine schedule;
     # the paper's 3.33% may need more: 1000 epochs, three label draws (M1 first, 500 epochs, ~20 MB checkpoint;
     # then ~2.5 h per draw on one core)

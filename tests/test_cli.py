@@ -58,6 +58,11 @@ def test_user_errors_are_one_clear_line(tmp_path, mnist_available, capsys):
     assert main(["plot", str(run), "--what", "manifold"]) == 2
     assert "2-D latent" in capsys.readouterr().err
     assert main(["data", "verify", "imagenet"]) == 2
+    assert main(["train", "recipes/default.toml", "--device", "gpu"]) == 2  # a misspelt device: the choices
+    assert "choose cpu, cuda, cuda:N" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # a GPU asked for where there is none: the fix, not a CUDA traceback
+        assert main(["eval", str(run), "--device", "cuda", "--k", "2"]) == 2
+        assert "sees no GPU" in (err := capsys.readouterr().err) and "(--device cpu)" in err
 
 
 def test_bfloat16_on_a_cpu_that_emulates_it_warns_in_one_line_with_the_fix(tmp_path, mnist_available, capsys,

@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/<recipe name>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--epochs", type=_whole(1), help="shorthand for --set train.epochs=N")
+    p.add_argument("--device", help="shorthand for --set train.device=DEVICE: cpu (default), cuda, cuda:N or auto")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation and plots")
     p.add_argument("--nproc", type=_whole(1), default=1, metavar="N",
                    help="train data-parallel in N local processes (launches torchrun; batch_size is per process)")
@@ -220,7 +221,8 @@ def cmd_train(args) -> None:
     from .report import evaluate_run, format_report, plot_run
     from .train import train
 
-    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    overrides = (list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+                 + ([f"train.device={args.device}"] if args.device else []))
     if args.resume:
         if args.recipe:
             raise VaekitError("give either a recipe or --resume RUN_DIR (a resumed run keeps its own config)")

@@ -39,9 +39,9 @@ def resolve_device(name: str, where: str = "train.device") -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             build = "a CPU-only build" if torch.version.cuda is None else f"a CUDA {torch.version.cuda} build"
-            raise ConfigError(f"{where} = {name!r}, but torch ({torch.__version__}, {build}) sees no GPU: train "
-                              f"on the CPU (--set {where}=cpu), or install a CUDA build of torch on a machine "
-                              "with an NVIDIA GPU")
+            fix = f"{where} cpu" if where.startswith("--") else f"--set {where}=cpu"  # a flag, or a config key
+            raise ConfigError(f"{where} = {name!r}, but torch ({torch.__version__}, {build}) sees no GPU: run "
+                              f"on the CPU ({fix}), or install a CUDA build of torch on a machine with an NVIDIA GPU")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise ConfigError(f"{where} = {name!r}, but torch sees {count} GPU(s) (cuda:0 to cuda:{count - 1}): "
