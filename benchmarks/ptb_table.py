@@ -74,12 +74,16 @@ def train_or_resume(config, run_path: Path) -> None:
         sys.exit(130)  # checkpoint written: repeat the command to continue
 
 
-def pretrain_autoencoder(recipe: Path, prefix: str, run_path: Path, threads: int, epochs: int) -> list[str]:
+def compute_overrides(threads: int, device: str) -> list[str]:
+    """``train.threads`` / ``train.device`` overrides (compute settings: a run may resume under others)."""
+    return ([f"train.threads={threads}"] if threads else []) + ([f"train.device={device}"] if device else [])
+
+
+def pretrain_autoencoder(recipe: Path, prefix: str, run_path: Path, compute: list[str], epochs: int) -> list[str]:
     """vae_pretrained's first stage: the same model trained as an autoencoder (beta = 0) for ``epochs`` in
     ``<run>_ae``; returns the overrides that start the VAE from its weights with a fresh decoder."""
     ae_path = run_path.with_name(run_path.name + "_ae")
-    config = load_recipe(recipe, [*AUTOENCODER, f"train.epochs={epochs}", f"name={prefix}_ae"]
-                         + ([f"train.threads={threads}"] if threads else []))
+    config = load_recipe(recipe, [*AUTOENCODER, f"train.epochs={epochs}", f"name={prefix}_ae", *compute])
     if not (run_path / checkpoint.CHECKPOINT_NAME).exists():  # once the VAE has started it needs the AE no more
         train_or_resume(config, ae_path)
     decoder = ["decoder", "to_state"] + (["project", "output_bias"] if config.model.tie_embeddings else ["output"])
@@ -87,18 +91,19 @@ def pretrain_autoencoder(recipe: Path, prefix: str, run_path: Path, threads: int
 
 
 def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir: str = "",
-                pretrain_epochs: int = 5) -> dict:
+                pretrain_epochs: int = 5, device: str = "") -> dict:
     tag = recipe_tag(recipe)
     prefix = f"ptb_{tag}_{name}" if tag else f"ptb_{name}"
     run_path = ROOT / run_dir if run_dir else ROOT / "runs" / "ptb_table" / tag / name  # (an empty tag adds no level)
-    warm = pretrain_autoencoder(recipe, prefix, run_path, threads, pretrain_epochs) if name == "vae_pretrained" else []
-    config = load_recipe(recipe, [*VARIANTS[name], *warm, f"name={prefix}"]
-                         + ([f"train.threads={threads}"] if threads else []))
+    compute = compute_overrides(threads, device)
+    warm = pretrain_autoencoder(recipe, prefix, run_path, compute, pretrain_epochs) if name == "vae_pretrained" else []
+    config = load_recipe(recipe, [*VARIANTS[name], *warm, f"name={prefix}", *compute])
     train_or_resume(config, run_path)
     report = evaluate_run(run_path, k=k, split="test")
     command = (f"python benchmarks/ptb_table.py --variant {name}" + (f" --recipe {recipe.relative_to(ROOT)}" if tag else "")
                + (f" --run-dir {run_dir}" if run_dir else "")
-               + (f" --pretrain-epochs {pretrain_epochs}" if name == "vae_pretrained" else ""))
+               + (f" --pretrain-epochs {pretrain_epochs}" if name == "vae_pretrained" else "")
+               + (f" --device {device}" if device else ""))
     status = "finished" if report["finished"] else "NOT finished"
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}); {report['n']} test sentences, "
              f"{report['tokens']} tokens (words + </s>); overrides {VARIANTS[name] or 'none'}"
@@ -112,8 +117,10 @@ def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir:
     if latent:
         figures.update({"test_kl": (report["kl"], "nats", ""), "test_mi": (report["mutual_information"], "nats", ""),
                         "active_units": (report["active_units"], f"of {report['latent_dim']}", "")})
-    trained_threads = checkpoint.load(run_path)["config"]["train"]["threads"] or "default"
-    figures["train_hours"] = (report["train_seconds"] / 3600, "hours", f"trained with {trained_threads} thread(s)")
+    trained = checkpoint.load(run_path)["config"]["train"]
+    on = f" on {trained['device']}" if trained.get("device", "cpu") != "cpu" else ""
+    figures["train_hours"] = (report["train_seconds"] / 3600, "hours",
+                              f"trained with {trained['threads'] or 'default'} thread(s){on}")
     for key, (value, unit, extra) in figures.items():
         record(SCRIPT, f"{prefix}_{key}", value, unit, command, f"{extra + '; ' if extra else ''}{notes}")
     return report
@@ -147,6 +154,8 @@ def main() -> None:
     parser.add_argument("--variant", required=True, choices=[*VARIANTS, "all"])
     parser.add_argument("--k", type=int, default=500)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="", help="train.device for training and scoring (cpu, cuda, cuda:N, "
+                        "auto; default: the recipe's)")
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="a ptb_vae_<tag>.toml recipe (default: ptb_vae)")
     parser.add_argument("--pretrain-epochs", type=int, default=5,
                         help="vae_pretrained: epochs of the autoencoder whose encoder the VAE starts from")
@@ -159,7 +168,7 @@ def main() -> None:
         parser.error("--run-dir names one run: give one --variant")
     recipe = args.recipe.resolve()
     for name in (VARIANTS if args.variant == "all" else [args.variant]):
-        run_variant(name, args.k, args.threads, recipe, args.run_dir, args.pretrain_epochs)
+        run_variant(name, args.k, args.threads, recipe, args.run_dir, args.pretrain_epochs, args.device)
     record_differences_from_lm()
 
 if __name__ == "__main__":
