@@ -173,3 +173,16 @@ def test_a_sentence_model_trains_resumes_and_evaluates_on_the_gpu(tmp_path, arch
     cpu = evaluate_run(tmp_path / "whole", device="cpu", write=False)
     assert gpu["device"].startswith("cuda") and gpu["tokens"] == cpu["tokens"]
     assert abs(gpu["nll"] - cpu["nll"]) < (1e-4 if arch == "lstm-lm" else 0.2), (gpu["nll"], cpu["nll"])
+
+
+@pytest.mark.parametrize("native, advice", [(True, "speeds up training"), (False, "keep train.precision=float32"),
+                                            (None, "measure before")])
+def test_vaekit_info_says_what_the_machine_offers(capsys, monkeypatch, native, advice):
+    import vaekit.precision
+    from vaekit.cli import main
+
+    monkeypatch.setattr(vaekit.precision, "cpu_has_native_bfloat16", lambda: native)
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"torch {torch.__version__}" in out and "logical cores" in out and advice in out
+    assert ("GPU cuda:0" in out) == CUDA and ("train.device=auto means cpu" in out) == (not CUDA)

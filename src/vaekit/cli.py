@@ -1,4 +1,4 @@
-"""The ``vaekit`` command line: data, train, eval, compare, sample, reconstruct, interpolate, impute, plot, export.
+"""The ``vaekit`` command line: info, data, train, eval, compare, sample, reconstruct, interpolate, impute, plot, export.
 
 Problems with the user's input end with ``error: <what and how to fix it>`` and exit status 2;
 anything else is a bug and keeps its traceback.
@@ -16,6 +16,7 @@ from pathlib import Path
 from .errors import VaekitError, VaekitWarning
 
 EPILOG = """examples:
+  vaekit info                                        # versions, CPU threads, native bfloat16, GPUs
   vaekit data fetch mnist
   vaekit train recipes/default.toml --out runs/default
   vaekit train recipes/burda_vae.toml --set train.epochs=100 --set train.threads=2
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vaekit", description="Train, evaluate and look inside variational autoencoders.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="this machine as vaekit sees it: versions, CPU, bfloat16, GPUs")
+    p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("data", help="fetch, verify or list data sets")
     p.add_argument("action", choices=["list", "fetch", "verify"])
@@ -167,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _progress(flag: str) -> bool | None:
     return None if flag == "auto" else flag == "on"
+
+
+def cmd_info(args) -> None:
+    from .devices import machine_report
+
+    print("\n".join(machine_report()))
 
 
 def cmd_data(args) -> None:

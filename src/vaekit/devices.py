@@ -82,3 +82,43 @@ def describe(device: torch.device) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     return str(device)
+
+
+def machine_report() -> list[str]:
+    """What ``vaekit info`` prints: the versions, the CPU (cores, torch threads, native bfloat16 or not) and the
+    GPUs torch sees, each with what it means for ``train.device`` and ``train.precision``."""
+    import os
+    import platform
+    from importlib import metadata
+
+    from .precision import cpu_has_native_bfloat16
+
+    try:
+        version = metadata.version("vaekit")
+    except metadata.PackageNotFoundError:
+        version = "not installed (running from a source tree)"
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
+    lines = [f"vaekit {version}; torch {torch.__version__} ({build}); Python {platform.python_version()}"]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    lines.append(f"CPU: {cpu}; {os.cpu_count()} logical cores; torch uses {torch.get_num_threads()} threads "
+                 "(train.threads sets it)")
+    native = cpu_has_native_bfloat16()
+    lines.append("bfloat16 on this CPU: " + {
+        True: "native (AMX or AVX512-BF16): --set train.precision=bfloat16 speeds up training",
+        False: "emulated (no AMX or AVX512-BF16): keep train.precision=float32 on the CPU",
+        None: "unknown (not Linux): measure before choosing train.precision=bfloat16"}[native])
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            lines.append(f"GPU cuda:{index}: {props.name}, {props.total_memory / 2 ** 30:.0f} GiB, compute capability "
+                         f"{props.major}.{props.minor}")
+        lines.append("train.device=auto uses cuda:0 here; `vaekit eval RUN --device cuda` scores a run on it")
+    else:
+        lines.append("GPU: none that torch sees" + ("" if torch.version.cuda else " (this torch is a CPU-only build)")
+                     + "; train.device=auto means cpu here")
+    return lines
