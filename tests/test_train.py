@@ -141,6 +141,40 @@ def test_conv_encoder_decoder_train_and_reject_odd_sizes(tmp_path, tiny_images):
         build_model(config.model, (1, 10, 10), "bernoulli")
 
 
+def test_the_default_conv_net_keeps_its_parameter_names_and_shapes():
+    """Generalising the conv net to any depth kept the two-layer default's state-dict layout, so runs trained
+    before still load."""
+    from vaekit.models import build_model
+
+    model = build_model(load_recipe(None, ["model.arch=conv", "model.hidden=32"]).model, (1, 28, 28), "bernoulli")
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.endswith("weight")}
+    assert shapes == {"encoder.net.0.weight": (32, 1, 4, 4), "encoder.net.2.weight": (64, 32, 4, 4),
+                      "encoder.net.5.weight": (32, 64 * 7 * 7), "encoder.net.7.weight": (40, 32),
+                      "decoder.net.0.weight": (32, 20), "decoder.net.2.weight": (64 * 7 * 7, 32),
+                      "decoder.net.5.weight": (64, 32, 4, 4), "decoder.net.7.weight": (32, 1, 4, 4)}
+
+
+def test_a_deeper_conv_net_halves_the_sides_once_per_layer_and_trains(tmp_path, tiny_images):
+    from vaekit.errors import ConfigError
+    from vaekit.models import build_model
+
+    dsprites_like = load_recipe(None, ["model.arch=conv", "model.hidden=256", "model.latent=10",
+                                       "model.conv_channels=[32, 32, 64, 64]"]).model  # Locatello et al.'s 64x64 net
+    model = build_model(dsprites_like, (1, 64, 64), "bernoulli")
+    assert model.encoder.net[9].in_features == 64 * 4 * 4  # 64 -> 32 -> 16 -> 8 -> 4
+    x = torch.rand(3, 64 * 64).round()
+    assert model.encode(x).mean.shape == (3, 10) and model.decode(torch.randn(2, 3, 10)).mean.shape == (2, 3, 4096)
+    with pytest.raises(ValueError, match="divisible by 16"):
+        build_model(dsprites_like, (1, 28, 28), "bernoulli")
+    with pytest.raises(ConfigError, match="model.conv_channels"):
+        load_recipe(None, ["model.conv_channels=[]"])
+    config = load_recipe(None, TINY + ["model.arch=conv", "model.hidden=16", "model.conv_channels=[4, 8, 8]",
+                                       "train.epochs=2"])  # 8x8 images down to 1x1
+    result = train(config, tmp_path / "deep", data=tiny_images, progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "deep" / "metrics.jsonl").read_text().splitlines()]
+    assert result.finished and all(math.isfinite(l["val_elbo"]) for l in lines)
+
+
 def test_sigterm_finishes_the_step_checkpoints_and_resumes_exactly(tmp_path, tiny_images, monkeypatch):
     import os
     import signal

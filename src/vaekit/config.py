@@ -55,7 +55,10 @@ class ModelConfig:
     arch: str = "mlp"                # mlp | conv (images); m2 (semi-supervised, Kingma et al. 2014);
                                      # cvae (Sohn et al. 2015) | cvae-nn (its deterministic baseline);
                                      # lstm (sentence VAE) | lstm-lm (its LM baseline)
-    hidden: tuple[int, ...] = (400,)  # hidden layer sizes of the encoder; the decoder mirrors them
+    hidden: tuple[int, ...] = (400,)  # hidden layer sizes of the encoder; the decoder mirrors them (conv: the
+                                     # one linear layer after the convolutions, default 256)
+    conv_channels: tuple[int, ...] = (32, 64)  # conv: channels of the stride-2 4x4 convolutions, each halving the
+                                     # sides ((32, 32, 64, 64): the 64x64 disentanglement architecture)
     latent: int = 20                 # dimension of z (number of latent variables if discrete)
     latent_type: str = "gaussian"    # gaussian | categorical (one-hot, `categories` values) | bernoulli
     categories: int = 10             # values of each categorical latent variable
@@ -252,6 +255,9 @@ class RunConfig:
                               "trained with train.objective = elbo or iwae: use model.arch = 'mlp', no model.flow and "
                               "no train.free_bits (free bits needs a per-dimension closed-form KL, which a stack of "
                               "layers has not)")
+        if not self.model.conv_channels or min(self.model.conv_channels) < 1:
+            raise ConfigError(f"model.conv_channels = {list(self.model.conv_channels)}: one or more channel counts, "
+                              "each at least 1 (e.g. [32, 64])")
         if min(self.model.hierarchy, default=1) < 1 or min(self.model.hierarchy_hidden, default=1) < 1:
             raise ConfigError(f"model.hierarchy = {list(self.model.hierarchy)} and model.hierarchy_hidden = "
                               f"{list(self.model.hierarchy_hidden)} are layer sizes: each at least 1")

@@ -87,8 +87,8 @@ def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: st
         decoder = MLPDecoder(latent, tuple(reversed(config.hidden)), dim, config.activation, likelihood)
     elif config.arch == "conv":
         hidden = config.hidden[0] if config.hidden else 256
-        encoder = ConvEncoder(shape, latent, hidden, config.activation)
-        decoder = ConvDecoder(shape, latent, hidden, config.activation, likelihood)
+        encoder = ConvEncoder(shape, latent, hidden, config.activation, config.conv_channels)
+        decoder = ConvDecoder(shape, latent, hidden, config.activation, likelihood, config.conv_channels)
     else:
         raise ValueError(f"unknown model.arch {config.arch!r}: choose mlp or conv")
     if latent.flow:
