@@ -186,3 +186,17 @@ def test_vaekit_info_says_what_the_machine_offers(capsys, monkeypatch, native, a
     out = capsys.readouterr().out
     assert f"torch {torch.__version__}" in out and "logical cores" in out and advice in out
     assert ("GPU cuda:0" in out) == CUDA and ("train.device=auto means cpu" in out) == (not CUDA)
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has a GPU")
+def test_a_run_trained_on_a_gpu_is_scored_on_the_cpu_where_there_is_none(tmp_path, tiny_everywhere, capsys):
+    """A run directory copied from a GPU machine: `vaekit eval` scores it here (with a note), unless a GPU is
+    asked for by name."""
+    train(load_recipe(None, TINY + ["train.epochs=1"]), tmp_path / "run", data=tiny_everywhere, progress=False)
+    state = checkpoint.load(tmp_path / "run")
+    state["config"]["train"]["device"] = "cuda"  # as the GPU machine wrote it
+    checkpoint.save_atomic(state, tmp_path / "run" / checkpoint.CHECKPOINT_NAME)
+    report = evaluate_run(tmp_path / "run", k=5, write=False)
+    assert report["device"] == "cpu" and "scoring it on the CPU" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"\(--device cpu\)"):
+        evaluate_run(tmp_path / "run", k=5, write=False, device="cuda")

@@ -12,7 +12,7 @@ import torch
 
 from .allocator import retain_freed_memory
 from .devices import describe, resolve_device
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .families import family_of
 from .runs import load_data, load_model, write_json
 
@@ -24,8 +24,7 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     run's ``eval.device``, else its ``train.device``; the data stay on the CPU and go there batch by batch."""
     run_dir = Path(run_dir)
     config, model, state = load_model(run_dir)
-    where = "--device" if device else "eval.device" if config.eval.device else "train.device"
-    target = resolve_device(device or config.eval.device or config.train.device, where)
+    target = _evaluation_device(config, device)
     model.to(target)
     if config.train.retain_memory:  # as in training: large (K x tokens x vocabulary) tensors reuse mapped pages
         retain_freed_memory()
@@ -45,6 +44,24 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
             torch.save(torch.tensor(per_example), per_example_nll_path(run_dir, split, k))
         (run_dir / "report.md").write_text(format_report(report))
     return report
+
+
+def _evaluation_device(config, device: str | None):
+    """``device`` if given, else the run's ``eval.device``, else the device it was trained on; a run trained on a
+    GPU and scored where there is none (a copied run directory) is scored on the CPU, with a note: only a device
+    the user asked for is refused when missing."""
+    import sys
+
+    if device:
+        return resolve_device(device, "--device")
+    if config.eval.device:
+        return resolve_device(config.eval.device, "eval.device")
+    try:
+        return resolve_device(config.train.device)
+    except ConfigError:
+        print(f"note: this run was trained with train.device = {config.train.device!r}, which torch does not see here; "
+              "scoring it on the CPU (--device chooses)", file=sys.stderr)
+        return resolve_device("cpu")
 
 
 def per_example_nll_path(run_dir: str | Path, split: str, k: int) -> Path:
