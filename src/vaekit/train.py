@@ -12,6 +12,10 @@ step and writes a checkpoint there; a non-finite loss stops the run and keeps th
 Randomness comes from generators that are all saved in checkpoints: ``data_rng`` (epoch plans, and
 binarisation or word dropout in a single process) and torch's global generator (reparameterisation noise).
 
+With ``train.device`` a GPU (:mod:`vaekit.devices`), the model and its optimizer state live there and each batch
+is moved there after the feed has built it on the CPU, so the batches are those of the CPU run; the
+reparameterisation noise then comes from the GPU's generator, whose state the checkpoint keeps too.
+
 Under torchrun the same loop is data-parallel (see :mod:`vaekit.distributed`): the objective is
 wrapped in ``DistributedDataParallel``, which averages gradients; every rank draws the same
 permutation and takes its own ``batch_size`` slice of each global batch of ``batch_size * world``;
