@@ -29,16 +29,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, record  # noqa: E402
-from mnist_speed import BATCH, ReferenceVAE  # noqa: E402
-from ptb_speed import ReferenceSentenceVAE, speed_config  # noqa: E402
+from mnist_speed import BATCH, reference_epoch  # noqa: E402
+from ptb_speed import reference_tokens_per_s, speed_config  # noqa: E402
 
 from vaekit.config import load_recipe  # noqa: E402
-from vaekit.data.text import pad  # noqa: E402
 from vaekit.devices import describe  # noqa: E402
 from vaekit.report import evaluate_run, paired_nll_difference  # noqa: E402
 from vaekit.runs import load_data  # noqa: E402
@@ -48,36 +45,6 @@ SCRIPT = "gpu_speed"
 CHECKPOINT = ROOT / "benchmarks" / "runs" / "burda_vae_paper"
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reference_mnist(x: torch.Tensor, device: torch.device, seconds: float) -> float:
-    """Examples/s of the pytorch/examples loop on ``device`` over one epoch (or ``seconds``)."""
-    torch.manual_seed(0)
-    model = ReferenceVAE().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(TensorDataset(x, torch.zeros(len(x))), batch_size=BATCH, shuffle=True, num_workers=1,
-                        pin_memory=device.type == "cuda")
-    seen, start = 0, time.perf_counter()
-    for data, _ in loader:
-        data = data.to(device)
-        optimizer.zero_grad()
-        recon, mu, logvar = model(data)
-        bce = F.binary_cross_entropy(recon, data.view(-1, 784), reduction="sum")
-        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-        loss = bce + kld
-        loss.backward()
-        optimizer.step()
-        loss.item()  # the example logs the loss every batch (train_loss += loss.item())
-        seen += len(data)
-        if time.perf_counter() - start > seconds:
-            break
-    synchronize(device)
-    return seen / (time.perf_counter() - start)
-
-
 def vaekit_run(config, data) -> list[dict]:
     """The metrics lines of a run of vaekit's trainer (in a temporary directory)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,30 +52,9 @@ def vaekit_run(config, data) -> list[dict]:
         return [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
 
 
-def reference_ptb(sentences, vocab: int, bos: int, config, device: torch.device, seconds: float) -> float:
-    """Real tokens/s of the padded reference sentence VAE on ``device`` (one pass, or ``seconds``)."""
-    torch.manual_seed(0)
-    m = config.model
-    model = ReferenceSentenceVAE(vocab, m.embedding, m.hidden[0], m.latent).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-    order = torch.randperm(len(sentences)).tolist()
-    tokens, start = 0, time.perf_counter()
-    for b in range(0, len(order), config.train.batch_size):
-        ids = order[b:b + config.train.batch_size]
-        batch = pad([sentences[i] for i in ids])
-        inputs = torch.cat([torch.full_like(batch.tokens[:, :1], bos), batch.tokens[:, :-1]], 1).masked_fill(
-            ~batch.mask, 0)
-        loss = model(batch.tokens.to(device), inputs.to(device), batch.lengths) / len(ids)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        optimizer.step()
-        loss.item()
-        tokens += int(batch.lengths.sum())
-        if time.perf_counter() - start > seconds:
-            break
-    synchronize(device)
-    return tokens / (time.perf_counter() - start)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def step_profile(device: torch.device, steps: int = 50) -> dict[str, float]:
@@ -185,7 +131,7 @@ def main() -> None:
                 f"train.device={args.device}"]
         ref, ours, ours_bf16 = [], [], []
         for r in range(args.repeats):
-            ref.append(reference_mnist(x, device, args.reference_seconds))
+            ref.append(reference_epoch(x, args.reference_seconds, device))
             ours += [line["examples_per_s"] for line in vaekit_run(load_recipe(recipe, base), data)]
             ours_bf16 += [line["examples_per_s"] for line in
                           vaekit_run(load_recipe(recipe, base + ["train.precision=bfloat16"]), data)]
@@ -207,8 +153,8 @@ def main() -> None:
         data = load_data(config.data)
         ref, ours = [], []
         for r in range(args.repeats):
-            ref.append(reference_ptb(data.train, len(data.vocab), data.vocab.bos, config, device,
-                                     args.reference_seconds))
+            ref.append(reference_tokens_per_s(data.train, len(data.vocab), data.vocab.bos, config,
+                                              args.reference_seconds, device=device))
             lines = vaekit_run(config, data)
             ours.append(len(lines) / sum(1 / line["tokens_per_s"] for line in lines))  # every epoch: same tokens
             print(f"repeat {r + 1}: reference {ref[-1]:.0f} tokens/s, vaekit {ours[-1]:.0f} tokens/s", file=sys.stderr)

@@ -75,12 +75,16 @@ class ReferenceSentenceVAE(nn.Module):
 
 
 def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: float,
-                           precision: str = "float32", retain_memory: bool = False) -> float:
+                           precision: str = "float32", retain_memory: bool = False,
+                           device: torch.device = torch.device("cpu")) -> float:
+    """Real tokens/s of the padded reference over the sentences (one pass, or ``seconds``), on ``device`` (on a GPU
+    each batch is copied there and the loss read every step, as public training loops log it)."""
+    gpu = device.type == "cuda"
     if retain_memory:
         retain_freed_memory()
     torch.manual_seed(0)
     m = config.model
-    model = ReferenceSentenceVAE(vocab, m.embedding, m.hidden[0], m.latent)
+    model = ReferenceSentenceVAE(vocab, m.embedding, m.hidden[0], m.latent).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     order = torch.randperm(len(sentences)).tolist()
     batch_size = config.train.batch_size
@@ -89,15 +93,19 @@ def reference_tokens_per_s(sentences, vocab: int, bos: int, config, seconds: flo
         ids = order[b:b + batch_size]
         batch = pad([sentences[i] for i in ids])
         inputs = torch.cat([torch.full_like(batch.tokens[:, :1], bos), batch.tokens[:, :-1]], 1).masked_fill(~batch.mask, 0)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-            loss = model(batch.tokens, inputs, batch.lengths).float() / len(ids)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            loss = model(batch.tokens.to(device), inputs.to(device), batch.lengths).float() / len(ids)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
         optimizer.step()
+        if gpu:
+            loss.item()
         tokens += int(batch.lengths.sum())
         if time.perf_counter() - start > seconds:
             break
+    if gpu:
+        torch.cuda.synchronize(device)
     return tokens / (time.perf_counter() - start)
 
 

@@ -6,6 +6,7 @@ These functions work on a run directory, so the CLI, benchmarks and notebooks sh
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
