@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: recording figures in benchmarks/results/<script>.json."""
+"""Shared by the benchmark scripts: recording figures in benchmarks/results/<script>.json, timing vaekit's trainer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -73,3 +74,12 @@ def in_fresh_process(fn, *args):
     this process (``malloc`` options, thread pools) would skew. ``fn`` must be defined at module level."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(fn, *args).result()
+
+
+def vaekit_run(config, data) -> list[dict]:
+    """The ``metrics.jsonl`` lines (one per epoch) of a run of vaekit's trainer in a temporary directory: what the
+    speed benchmarks time (each line has the epoch's ``examples_per_s`` and, for text, ``tokens_per_s``)."""
+    from vaekit.train import train
+    with tempfile.TemporaryDirectory() as tmp:
+        train(config, Path(tmp) / "run", data=data, progress=False)
+        return [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, vaekit_run  # noqa: E402
 from mnist_speed import BATCH, reference_epoch  # noqa: E402
 from ptb_speed import reference_tokens_per_s, speed_config  # noqa: E402
 
@@ -39,17 +39,9 @@ from vaekit.config import load_recipe  # noqa: E402
 from vaekit.devices import describe  # noqa: E402
 from vaekit.report import evaluate_run, paired_nll_difference  # noqa: E402
 from vaekit.runs import load_data  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "gpu_speed"
 CHECKPOINT = ROOT / "benchmarks" / "runs" / "burda_vae_paper"
-
-
-def vaekit_run(config, data) -> list[dict]:
-    """The metrics lines of a run of vaekit's trainer (in a temporary directory)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        train(config, Path(tmp) / "run", data=data, progress=False)
-        return [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
 
 
 def synchronize(device: torch.device) -> None:

@@ -20,10 +20,8 @@ same GEMMs take inside real training steps (torch.profiler self time of ``aten::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +31,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
+from common import record, vaekit_run  # noqa: E402
 
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.runs import load_data  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_speed"
 BATCH = 128
@@ -98,10 +95,7 @@ def vaekit_epochs(epochs: int, data) -> list[float]:
                          [f"train.epochs={epochs}", "train.val_every=0", f"train.checkpoint_every={epochs}",
                           # malloc as the reference has it (this process runs both; no effect at these sizes)
                           "train.retain_memory=false"])
-    with tempfile.TemporaryDirectory() as tmp:
-        train(config, Path(tmp) / "run", data=data, progress=False)
-        lines = [json.loads(l) for l in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    return [l["examples_per_s"] for l in lines]
+    return [line["examples_per_s"] for line in vaekit_run(config, data)]
 
 
 def step_gemm_flops(batch: int) -> float:

@@ -22,10 +22,8 @@ make, so the reference runs with ``malloc`` as it comes; it is also timed under 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,13 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, in_fresh_process, record  # noqa: E402
+from common import ROOT, in_fresh_process, record, vaekit_run  # noqa: E402
 
 from vaekit.allocator import retain_freed_memory  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.data.text import pad  # noqa: E402
 from vaekit.runs import load_data  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "ptb_speed"
 RECIPE = ROOT / "recipes" / "ptb_vae.toml"
@@ -135,9 +132,7 @@ def timed_run(kind: str, args) -> float:
 
 
 def vaekit_tokens_per_s(config, data) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        train(config, Path(tmp) / "run", data=data, progress=False)
-        lines = [json.loads(l) for l in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    lines = vaekit_run(config, data)
     return len(lines) / sum(1 / line["tokens_per_s"] for line in lines)  # every epoch has the same tokens
 
 
