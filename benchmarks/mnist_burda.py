@@ -61,7 +61,7 @@ def main() -> None:
     paper = PAPER.get(config.name)
     status = "finished" if report["finished"] else "NOT finished"
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}), {report['steps']} steps, "
-             f"{report['train_seconds'] / 3600:.2f} h of training (last stretch in {trained['precision']}); test ELBO {report['elbo']:.2f}, "
+             f"{report['train_seconds'] / 3600:.2f} h of training (last stretch in {trained.get('precision', 'float32')}); test ELBO {report['elbo']:.2f}, "
              f"KL {report['kl']:.2f}, {report['active_units']} active units of {report['latent_dim']}"
              + (f" ({' + '.join(map(str, report['active_units_by_layer']))} by layer)"
                 if report.get("active_units_by_layer") else "") + "; "
