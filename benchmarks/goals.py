@@ -34,10 +34,10 @@ class Goal:
 
 GOALS = (
     Goal(2, "Burda VAE, test NLL (K = 5000)", "mnist_vae_burda_test_nll", "<=", 86.8,
-         "86.76 (Burda et al. 2016, Table 1)", ("mnist_vae_burda_paper_test_nll",)),
+         "86.76 (Burda et al. 2016, Table 1)", ("mnist_vae_burda_paper_test_nll", "mnist_vae_burda_compressed_test_nll")),
     Goal(2, "Burda IWAE k = 5, test NLL (K = 5000)", "mnist_iwae5_burda_test_nll", "<=", 85.6,
          "85.54 (Burda et al. 2016, Table 1)",
-         ("mnist_iwae5_burda_paper_test_nll", "mnist_iwae5_burda_paper_e1095_test_nll",
+         ("mnist_iwae5_burda_compressed_test_nll", "mnist_iwae5_burda_paper_test_nll", "mnist_iwae5_burda_paper_e1095_test_nll",
           "mnist_iwae5_burda_paper_e1525_test_nll", "mnist_iwae5_burda_paper_e1525_cpu_test_nll")),
     Goal(2, "README run, test NLL", "mnist_default_test_nll", "<=", 92.0),
     Goal(2, "README run, wall time (s)", "mnist_default_wall_s", "<=", 300.0),
