@@ -104,7 +104,8 @@ def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir:
                + (f" --run-dir {run_dir}" if run_dir else "")
                + (f" --pretrain-epochs {pretrain_epochs}" if name == "vae_pretrained" else "")
                + (f" --device {device}" if device else ""))
-    status = "finished" if report["finished"] else "NOT finished"
+    status = ("finished: stopped by the plateau schedule's last decay, the best-validation weights scored"
+              if report.get("stopped_early") else "finished" if report["finished"] else "NOT finished")
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}); {report['n']} test sentences, "
              f"{report['tokens']} tokens (words + </s>); overrides {VARIANTS[name] or 'none'}"
              + (f"; encoder from an autoencoder (beta = 0) trained {pretrain_epochs} epochs first, decoder fresh "
@@ -116,7 +117,9 @@ def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir:
                f"test_ppl{suffix}": (report["ppl"], "ppl", estimate)}
     if latent:
         figures.update({"test_kl": (report["kl"], "nats", ""), "test_mi": (report["mutual_information"], "nats", ""),
-                        "active_units": (report["active_units"], f"of {report['latent_dim']}", "")})
+                        "active_units": (report["active_units"], f"of {report['latent_dim']}", ""),
+                        f"test_nll_elbo{suffix}": (-report["elbo"], "nats/sentence",
+                                                   "the negative test ELBO (the bound texar's figures report)")})
     trained = checkpoint.load(run_path)["config"]["train"]
     on = f" on {trained['device']}" if trained.get("device", "cpu") != "cpu" else ""
     figures["train_hours"] = (report["train_seconds"] / 3600, "hours",

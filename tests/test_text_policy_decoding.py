@@ -14,6 +14,8 @@ from vaekit.text_policy import free_bits_kl, word_dropout
 def test_kl_schedules_give_their_documented_values():
     assert kl_weight("none", 0) == 1.0
     assert kl_weight("linear", 2500, warmup=10000) == 0.25 and kl_weight("linear", 10 ** 6, warmup=10) == 1.0
+    assert kl_weight("linear", 0, warmup=100, start=0.1) == 0.1
+    assert kl_weight("linear", 50, warmup=100, start=0.1) == pytest.approx(0.55)
     assert kl_weight("logistic", 2500) == pytest.approx(0.5)
     assert kl_weight("logistic", 2500 + 400) == pytest.approx(1 / (1 + math.exp(-1.0)))
     # cyclical: 4 cycles over 1000 steps, rising over the first half of each 250-step cycle

@@ -9,7 +9,7 @@ import torch
 
 from vaekit import checkpoint
 from vaekit.config import load_recipe
-from vaekit.errors import CheckpointError, TrainingDiverged
+from vaekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from vaekit.train import train
 
 TINY = ["model.hidden=16", "model.latent=3", "train.batch_size=32", "train.epochs=4", "train.lr=3e-3",
@@ -253,3 +253,73 @@ def test_clip_gradients_equals_torch_clipping_bit_for_bit_whether_or_not_it_clip
         torch.nn.utils.clip_grad_norm_(theirs, max_norm)
         assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, theirs))
     assert torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours])) > 0.1  # the second case kept them
+
+
+def test_plateau_decays_after_patience_and_stops_after_the_last_decay():
+    from vaekit.schedules import Plateau
+    plateau = Plateau(patience=2, factor=0.5, max_decays=2)
+    actions = [plateau.observe(b) for b in (-10.0, -9.0, -9.5, -9.0, -8.9, -9.2, -9.1)]
+    assert actions == ["best", "best", "wait", "decay", "best", "wait", "stop"]  # ties are no better
+    assert plateau.multiplier == 0.25 and plateau.done
+    copy = Plateau()
+    copy.load_state_dict(plateau.state_dict())
+    assert copy == plateau
+
+
+def scripted_validation(monkeypatch, bounds, snapshots):
+    """Replace the validation bound by ``bounds`` in turn (one per validation, across resumed runs) and keep
+    a copy of the weights each validation saw."""
+    calls = iter(bounds)
+
+    def fake(model, *args, **kwargs):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"elbo": next(calls), "log_px_z": 0.0, "kl": 0.0}
+    monkeypatch.setattr("vaekit.train.validation_elbo", fake)
+
+
+PLATEAU = TINY[:-2] + ["train.lr_schedule=plateau", "train.epochs=8", "train.plateau_decays=2", "eval.k=10"]
+BOUNDS = [-10.0, -9.0, -9.5, -9.6, -9.7, -9.8, -1.0, -1.0]  # decay after epoch 4, stop after epoch 6
+
+
+def test_plateau_halves_the_rate_from_the_best_weights_and_ends_on_them(tmp_path, tiny_images, monkeypatch):
+    snapshots = []
+    scripted_validation(monkeypatch, BOUNDS, snapshots)
+    result = train(load_recipe(None, PLATEAU), tmp_path / "run", data=tiny_images, progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["plateau"] for l in lines] == ["best", "best", "wait", "decay", "wait", "stop"]
+    assert [l["lr"] for l in lines] == [3e-3] * 4 + [1.5e-3] * 2  # the rate each epoch trained at
+    assert result.finished and result.epoch == 6 and len(snapshots) == 6
+    # epoch 5 starts from the weights validated after epoch 2, and the run ends on them
+    final = params(tmp_path / "run")
+    assert all(torch.equal(final[k], snapshots[1][k]) for k in final)
+    assert not all(torch.equal(snapshots[4][k], snapshots[3][k]) for k in final)  # epoch 5 trained on
+    state = checkpoint.load(tmp_path / "run")
+    assert state["stopped_early"] and state["plateau"]["state"]["decays"] == 2
+
+
+def test_plateau_resumes_exactly_after_a_decay(tmp_path, tiny_images, monkeypatch):
+    scripted_validation(monkeypatch, BOUNDS, [])
+    train(load_recipe(None, PLATEAU), tmp_path / "whole", data=tiny_images, progress=False)
+    scripted_validation(monkeypatch, BOUNDS, [])
+    first = train(load_recipe(None, PLATEAU + ["train.max_steps=45"]), tmp_path / "split", data=tiny_images,
+                  progress=False)  # 10 steps per epoch: stopped in epoch 5, after the decay
+    assert not first.finished
+    second = train(load_recipe(None, PLATEAU), tmp_path / "split", resume=True, data=tiny_images, progress=False)
+    assert second.finished and second.epoch == 6
+    a, b = params(tmp_path / "whole"), params(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_plateau_needs_validation():
+    with pytest.raises(ConfigError, match="set train.val_every to at least 1"):
+        load_recipe(None, ["train.lr_schedule=plateau", "train.val_every=0"])
+
+
+def test_plateau_ends_on_the_best_weights_when_the_epochs_run_out(tmp_path, tiny_images, monkeypatch):
+    snapshots = []
+    scripted_validation(monkeypatch, [-10.0, -9.0, -9.5], snapshots)
+    result = train(load_recipe(None, PLATEAU + ["train.epochs=3"]), tmp_path / "run", data=tiny_images,
+                   progress=False)
+    assert result.finished and not checkpoint.load(tmp_path / "run")["stopped_early"]
+    final = params(tmp_path / "run")
+    assert all(torch.equal(final[k], snapshots[1][k]) for k in final)

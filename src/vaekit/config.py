@@ -96,7 +96,8 @@ class TrainConfig:
     k: int = 1                       # samples per example (IWAE's k; k > 1 with elbo averages k samples)
     beta: float = 1.0                # weight on KL (beta-VAE; 1 = the ELBO), times the annealing below
     kl_schedule: str = "none"        # KL annealing: none | linear | logistic | cyclical (schedules.kl_weight)
-    kl_warmup: int = 10000           # linear: steps from weight 0 to 1
+    kl_warmup: int = 10000           # linear: steps from weight kl_start to 1
+    kl_start: float = 0.0            # linear: the weight at step 0
     kl_logistic_k: float = 0.0025    # logistic: 1 / (1 + exp(-k (step - x0))) (Bowman et al. 2016)
     kl_logistic_x0: int = 2500
     kl_cycles: int = 4               # cyclical (Fu et al. 2019): cycles over the whole run ...
@@ -125,7 +126,12 @@ class TrainConfig:
     epochs: int = 10                 # passes over the training set
     batch_size: int = 128            # examples per step
     lr: float = 1e-3                 # Adam learning rate (the peak, under a schedule)
-    lr_schedule: str = "constant"    # constant | cosine | burda (stages of 3^i epochs, lr * 10^(-i/7))
+    lr_schedule: str = "constant"    # constant | cosine | burda (stages of 3^i epochs, lr * 10^(-i/7)) |
+                                     # plateau (times plateau_factor after plateau_patience validations without
+                                     # a better validation bound, from the best weights; vaekit.schedules.Plateau)
+    plateau_patience: int = 2        # plateau: validations without a new best before the rate decays
+    plateau_factor: float = 0.5      # plateau: the decay factor
+    plateau_decays: int = 5          # plateau: the decay that stops training (on the best weights)
     warmup_steps: int = 0            # linear learning-rate warm-up
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8           # Burda et al. used 1e-4
@@ -207,6 +213,15 @@ class RunConfig:
                 raise ConfigError(f"{where} = {value}: must be at least 1")
         if self.train.lr <= 0:
             raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
+        if self.train.lr_schedule == "plateau":
+            t = self.train
+            if t.val_every < 1:
+                raise ConfigError("train.lr_schedule = 'plateau' decays on the validation bound: set "
+                                  "train.val_every to at least 1 (validations between decays count in it)")
+            if not 0 < t.plateau_factor < 1 or t.plateau_patience < 1 or t.plateau_decays < 1:
+                raise ConfigError(f"plateau schedule: train.plateau_factor = {t.plateau_factor} must lie in (0, 1), "
+                                  f"train.plateau_patience = {t.plateau_patience} be at least 1 and "
+                                  f"train.plateau_decays = {t.plateau_decays} at least 1")
         m2 = self.model.arch == "m2"
         if m2:
             if self.data.labelled < 1 or self.data.is_text:
@@ -343,7 +358,7 @@ CHOICES = {
     "model.output_bias": ("default", "data"),
     "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
     "train.objective": ("elbo", "iwae", "mle", "wake-sleep", "rws", "gsnn", "hybrid"),
-    "train.lr_schedule": ("constant", "cosine", "burda"),
+    "train.lr_schedule": ("constant", "cosine", "burda", "plateau"),
     "train.precision": ("float32", "bfloat16"),
     "eval.split": ("test", "val", "train"),
 }

@@ -37,7 +37,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     per_example = result.pop("nll_per_example", [])
     report = {"name": config.name, "split": split, **result, "device": describe(target),
               "epochs": state["epoch"], "steps": state["step"],
-              "finished": state["epoch"] >= config.train.epochs, "train_seconds": state["elapsed_s"],
+              "finished": state["epoch"] >= config.train.epochs or state.get("stopped_early", False),
+              "stopped_early": state.get("stopped_early", False),
+              "train_seconds": state["elapsed_s"],
               "likelihood": state["likelihood"]}
     if write:
         write_json(run_dir / "report.json", report)
@@ -97,7 +99,8 @@ def paired_nll_difference(run_a: str | Path, run_b: str | Path, split: str = "te
 
 
 def format_report(r: dict) -> str:
-    status = "finished" if r["finished"] else "NOT finished (checkpoint mid-training)"
+    status = ("finished (stopped by the plateau schedule's last decay, on the best-validation weights)"
+              if r.get("stopped_early") else "finished" if r["finished"] else "NOT finished (checkpoint mid-training)")
     if "ncll" in r:
         latent = r["k"] is not None
         estimate = (f"importance-sampled, S = {r['k']}" + (", proposal p(z|c)" if r.get("proposal") == "prior" else "")

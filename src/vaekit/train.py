@@ -26,6 +26,7 @@ every rank sees the same number of examples).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -49,7 +50,7 @@ from .families import FAMILIES, Family, family_of
 from .nets.heads import full_precision
 from .precision import warn_if_bfloat16_is_emulated
 from .runs import load_data, write_json
-from .schedules import gumbel_temperature, kl_weight, lr_multiplier
+from .schedules import Plateau, gumbel_temperature, kl_weight, lr_multiplier
 
 
 @dataclass
@@ -57,7 +58,8 @@ class TrainResult:
     run_dir: Path
     epoch: int          # completed epochs
     step: int           # optimiser steps taken
-    finished: bool      # all epochs done (False when stopped by max_steps or an interrupt)
+    finished: bool      # all epochs done, or the plateau schedule's last decay (False when stopped by max_steps
+                        # or an interrupt)
     elapsed_s: float    # training wall time over all sessions of this run
     interrupted: bool = False  # stopped by SIGINT / SIGTERM (a checkpoint was written)
     model: torch.nn.Module | None = None  # the trained model (this rank's replica in a distributed run)
@@ -216,8 +218,14 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     optimizer = make_optimizer(step_module, config)  # a learned baseline trains alongside the model
     parameters = list(model.parameters())  # (what gradient clipping covers: the model, not a learned baseline)
     steps_per_epoch = feed.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_multiplier(t.lr_schedule, step, steps_per_epoch, t.epochs, t.warmup_steps))
+    plateau = Plateau(t.plateau_patience, t.plateau_factor, t.plateau_decays) if t.lr_schedule == "plateau" else None
+    best_copy = None  # plateau: the model's, optimiser's (and estimator's) state at the best validation bound
+
+    def lr_lambda(step: int) -> float:
+        decayed = plateau.multiplier if plateau is not None else 1.0
+        return decayed * lr_multiplier(t.lr_schedule, step, steps_per_epoch, t.epochs, t.warmup_steps)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     data_rng = torch.Generator().manual_seed(t.seed)
     binarize_rng = data_rng
     if dist.active:
@@ -233,6 +241,9 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
             estimator.load_state_dict(saved["estimator"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        if plateau is not None and "plateau" in saved:
+            plateau.load_state_dict(saved["plateau"]["state"])
+            best_copy = saved["plateau"]["best"]
         data_rng.set_state(saved["rng"]["data"])
         if dist.active:
             mine = saved["rng"]["ranks"][dist.rank]
@@ -275,17 +286,32 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
             "batch_in_epoch": batch_in_epoch, "perm": perm, "epoch_sums": dict(sums), "rng": rng,
             "world_size": dist.world, "metrics_lines": _count_lines(metrics_path), "elapsed_s": elapsed,
         }
+        if plateau is not None:
+            state["plateau"] = {"state": plateau.state_dict(), "best": best_copy}
+            state["stopped_early"] = plateau.done
         checkpoint.save_atomic(state, run_dir / checkpoint.CHECKPOINT_NAME)
 
     def budget_left() -> bool:
         return not t.max_steps or step < t.max_steps
+
+    def restore_best() -> None:
+        """Plateau: back to the best validation's weights and optimiser state, at the rate decayed so far."""
+        model.load_state_dict(best_copy["model"])
+        optimizer.load_state_dict(best_copy["optimizer"])
+        if estimator is not None:
+            estimator.load_state_dict(best_copy["estimator"])
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base * lr_lambda(step)
+
+    def plateau_done() -> bool:
+        return plateau is not None and plateau.done
 
     session_start = time.perf_counter()
     model.train()
     beta = t.beta
     stopping = False  # every rank agrees on it: a stop signal on any rank stops all after the same step
     with StopSignal() as stop:
-        while epoch < t.epochs and budget_left() and not stopping:
+        while epoch < t.epochs and budget_left() and not stopping and not plateau_done():
             if perm is None:
                 perm = feed.plan(data_rng)
             epoch_start, examples_this_session = time.perf_counter(), 0
@@ -298,7 +324,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                     estimator.temperature = gumbel_temperature(step, t.temperature, t.temperature_min,
                                                                t.temperature_rate, t.temperature_every)
                 beta = t.beta * kl_weight(t.kl_schedule, step, t.kl_warmup, t.kl_logistic_k, t.kl_logistic_x0,
-                                          t.kl_cycles, steps_per_epoch * t.epochs, t.kl_cycle_ratio)
+                                          t.kl_cycles, steps_per_epoch * t.epochs, t.kl_cycle_ratio, t.kl_start)
                 capacity = (min(t.capacity_max, t.capacity_max * step / max(1, t.capacity_steps))
                             if t.capacity_max > 0 else None)  # Burgess et al. (2018): C grows linearly
                 loss_per_example, bound, kl = step_module(x, beta, capacity)
@@ -354,6 +380,17 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                     model, feed.validation_batches(), dist=dist, name=t.objective, family=family).items()})
                 if hasattr(feed, "validation_error"):  # M2: the classifier q(y|x)
                     record["val_error_pct"] = feed.validation_error(model)
+                if plateau is not None:
+                    action = plateau.observe(record["val_elbo"])
+                    if action == "best":
+                        best_copy = {"model": copy.deepcopy(model.state_dict()),
+                                     "optimizer": copy.deepcopy(optimizer.state_dict()),
+                                     "estimator": None if estimator is None else
+                                     copy.deepcopy(estimator.state_dict())}
+                    elif action in ("decay", "stop") or epoch >= t.epochs:  # (the last epoch ends on the best)
+                        restore_best()
+                    record["plateau"] = action
+                    record["lr_decays"] = plateau.decays
             record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
             if dist.is_main:
                 with open(metrics_path, "a") as handle:
@@ -374,7 +411,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     if stopping and dist.is_main:
         print(f"\nstopped at step {step}; checkpoint written. Continue with `vaekit train --resume {run_dir}`.",
               file=sys.stderr)
-    return TrainResult(run_dir, epoch, step, epoch >= t.epochs, elapsed, interrupted=stopping, model=model,
+    return TrainResult(run_dir, epoch, step, epoch >= t.epochs or plateau_done(), elapsed, interrupted=stopping, model=model,
                        estimator=estimator)
 
 
@@ -389,6 +426,9 @@ def _print_epoch(record: dict) -> None:
     val = f"  val ELBO {record['val_elbo']:.2f}" if "val_elbo" in record else ""
     if "val_error_pct" in record:
         val += f"  val error {record['val_error_pct']:.2f}%"
+    if record.get("plateau") in ("decay", "stop"):
+        val += (f"  no better for a while: best weights restored, {record['lr_decays']} decay(s)"
+                + ("; stopping" if record["plateau"] == "stop" else ""))
     print(f"epoch {record['epoch']:4d}  step {record['step']:7d}  loss {record['train_loss']:.3f}  "
           f"KL {record['train_kl']:.2f}{val}  {record['examples_per_s']:.0f} ex/s", file=sys.stderr, flush=True)
 
