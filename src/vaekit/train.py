@@ -387,8 +387,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                                      "optimizer": copy.deepcopy(optimizer.state_dict()),
                                      "estimator": None if estimator is None else
                                      copy.deepcopy(estimator.state_dict())}
-                    elif action in ("decay", "stop") or epoch >= t.epochs:  # (the last epoch ends on the best)
-                        restore_best()
+                    elif best_copy is not None and (action in ("decay", "stop") or epoch >= t.epochs):
+                        restore_best()  # (and the last epoch ends on the best weights)
                     record["plateau"] = action
                     record["lr_decays"] = plateau.decays
             record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
