@@ -99,7 +99,7 @@ def paired_nll_difference(run_a: str | Path, run_b: str | Path, split: str = "te
 
 
 def format_report(r: dict) -> str:
-    status = ("finished (stopped by the plateau schedule's last decay, on the best-validation weights)"
+    status = ("finished: stopped by the plateau schedule's last decay, on the best-validation weights"
               if r.get("stopped_early") else "finished" if r["finished"] else "NOT finished (checkpoint mid-training)")
     if "ncll" in r:
         latent = r["k"] is not None

@@ -426,11 +426,12 @@ def _print_epoch(record: dict) -> None:
     val = f"  val ELBO {record['val_elbo']:.2f}" if "val_elbo" in record else ""
     if "val_error_pct" in record:
         val += f"  val error {record['val_error_pct']:.2f}%"
+    plateau = ""
     if record.get("plateau") in ("decay", "stop"):
-        val += (f"  no better for a while: best weights restored, {record['lr_decays']} decay(s)"
-                + ("; stopping" if record["plateau"] == "stop" else ""))
+        plateau = (f"  (no better for {'a while' if record['plateau'] == 'decay' else 'the last time'}: best weights "
+                   f"restored, decay {record['lr_decays']}" + (", stopping)" if record["plateau"] == "stop" else ")"))
     print(f"epoch {record['epoch']:4d}  step {record['step']:7d}  loss {record['train_loss']:.3f}  "
-          f"KL {record['train_kl']:.2f}{val}  {record['examples_per_s']:.0f} ex/s", file=sys.stderr, flush=True)
+          f"KL {record['train_kl']:.2f}{val}  {record['examples_per_s']:.0f} ex/s{plateau}", file=sys.stderr, flush=True)
 
 
 def _count_lines(path: Path) -> int:
