@@ -39,6 +39,9 @@ lane_b() {  # issue 3: the sentence VAE trained as texar's PTB example trains it
             # 28 of 30 with its git-ignored checkpoint when the machine was replaced, so it is not rerun here.)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_vae
+    # then the LM of the same decoder under the same schedule: the baseline the VAE must beat
+    python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant lm --threads 1 \
+        --run-dir benchmarks/runs/ptb_texar_lm
 }
 
 stop() {  # SIGTERM makes each run write its checkpoint and exit (a K = 500 scoring keeps what it has scored in
