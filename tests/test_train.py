@@ -320,6 +320,15 @@ def test_plateau_ends_on_the_best_weights_when_the_epochs_run_out(tmp_path, tiny
     scripted_validation(monkeypatch, [-10.0, -9.0, -9.5], snapshots)
     result = train(load_recipe(None, PLATEAU + ["train.epochs=3"]), tmp_path / "run", data=tiny_images,
                    progress=False)
-    assert result.finished and not checkpoint.load(tmp_path / "run")["stopped_early"]
+    state = checkpoint.load(tmp_path / "run")
+    assert result.finished and not state["stopped_early"]
+    assert state["plateau"]["best"] is None  # the model is the best copy: stored once
     final = params(tmp_path / "run")
     assert all(torch.equal(final[k], snapshots[1][k]) for k in final)
+    # more epochs later: the best copy is the model again, so the next decay goes back to epoch 2's weights
+    scripted_validation(monkeypatch, [-9.6, -1.0], snapshots)
+    train(load_recipe(None, PLATEAU + ["train.epochs=5", "train.max_steps=40"]), tmp_path / "run", resume=True,
+          data=tiny_images, progress=False)  # epoch 4 ends on the second validation without a new best
+    after_decay = params(tmp_path / "run")
+    assert all(torch.equal(after_decay[k], snapshots[1][k]) for k in final)
+    assert not all(torch.equal(snapshots[3][k], snapshots[1][k]) for k in final)  # (epoch 4 had trained on)

@@ -221,6 +221,10 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     plateau = Plateau(t.plateau_patience, t.plateau_factor, t.plateau_decays) if t.lr_schedule == "plateau" else None
     best_copy = None  # plateau: the model's, optimiser's (and estimator's) state at the best validation bound
 
+    def snapshot() -> dict:
+        return {"model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(optimizer.state_dict()),
+                "estimator": None if estimator is None else copy.deepcopy(estimator.state_dict())}
+
     def lr_lambda(step: int) -> float:
         decayed = plateau.multiplier if plateau is not None else 1.0
         return decayed * lr_multiplier(t.lr_schedule, step, steps_per_epoch, t.epochs, t.warmup_steps)
@@ -244,6 +248,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         if plateau is not None and "plateau" in saved:
             plateau.load_state_dict(saved["plateau"]["state"])
             best_copy = saved["plateau"]["best"]
+            if best_copy is None and plateau.best > -math.inf:
+                best_copy = snapshot()  # a finished run holds its best weights as the model (see below)
         data_rng.set_state(saved["rng"]["data"])
         if dist.active:
             mine = saved["rng"]["ranks"][dist.rank]
@@ -383,12 +389,11 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                 if plateau is not None:
                     action = plateau.observe(record["val_elbo"])
                     if action == "best":
-                        best_copy = {"model": copy.deepcopy(model.state_dict()),
-                                     "optimizer": copy.deepcopy(optimizer.state_dict()),
-                                     "estimator": None if estimator is None else
-                                     copy.deepcopy(estimator.state_dict())}
+                        best_copy = snapshot()
                     elif best_copy is not None and (action in ("decay", "stop") or epoch >= t.epochs):
                         restore_best()  # (and the last epoch ends on the best weights)
+                    if plateau.done or epoch >= t.epochs:
+                        best_copy = None  # the model is the best copy now: the final checkpoint holds it once
                     record["plateau"] = action
                     record["lr_decays"] = plateau.decays
             record["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
