@@ -44,8 +44,9 @@ lane_a() {  # issue 2: IWAE k = 5 as Burda et al. ran it (stopped at epoch 2630 
     python benchmarks/mnist_burda.py recipes/burda_vae_2layer.toml --metric mnist_vae2_burda_test_nll
 }
 
-lane_b() {  # issue 3: the sentence VAE trained as texar's PTB example trains it (word dropout 0.5, linear KL annealing,
-            # the learning rate halved on a validation plateau, best-validation weights): recipes/ptb_vae_texar.toml.
+lane_b() {  # issue 3: the sentence VAE trained as texar's PTB example trains it (linear KL annealing from 0.1, no word
+            # dropout, the learning rate halved on a validation plateau, best-validation weights):
+            # recipes/ptb_vae_texar.toml.
             # (The 512-unit rows: the LM finished, ptb_large_lm_*; the 512-unit vae_pretrained run was lost at epoch
             # 28 of 30 with its git-ignored checkpoint when the machine was replaced, so it is not rerun here.)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae --threads 1 \
