@@ -49,7 +49,9 @@ class Plateau:
     After each validation, ``observe(bound)`` (higher is better: the validation ELBO, or the exact
     log-likelihood of a language model) answers what the trainer should do:
 
-    * ``"best"``: a new best bound; keep a copy of the weights and optimiser state.
+    * ``"best"``: a new best bound; keep a copy of the weights. (Only the weights: Adam's moments go on
+      from where they are, so a copy costs one model, not three. texar's TensorFlow example restores the
+      moments too, its PyTorch port restores nothing; moments with beta1 = 0.9 forget in tens of steps.)
     * ``"wait"``: no improvement yet, fewer than ``patience`` validations in a row.
     * ``"decay"``: ``patience`` validations in a row without improvement: the rate is multiplied by
       ``factor`` (``multiplier = factor ** decays``) and training goes on from the best copy.

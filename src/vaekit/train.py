@@ -219,10 +219,10 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     parameters = list(model.parameters())  # (what gradient clipping covers: the model, not a learned baseline)
     steps_per_epoch = feed.steps_per_epoch
     plateau = Plateau(t.plateau_patience, t.plateau_factor, t.plateau_decays) if t.lr_schedule == "plateau" else None
-    best_copy = None  # plateau: the model's, optimiser's (and estimator's) state at the best validation bound
+    best_copy = None  # plateau: the model's (and estimator's) weights at the best validation bound
 
     def snapshot() -> dict:
-        return {"model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(optimizer.state_dict()),
+        return {"model": copy.deepcopy(model.state_dict()),
                 "estimator": None if estimator is None else copy.deepcopy(estimator.state_dict())}
 
     def lr_lambda(step: int) -> float:
@@ -301,9 +301,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         return not t.max_steps or step < t.max_steps
 
     def restore_best() -> None:
-        """Plateau: back to the best validation's weights and optimiser state, at the rate decayed so far."""
+        """Plateau: back to the best validation's weights, at the rate decayed so far."""
         model.load_state_dict(best_copy["model"])
-        optimizer.load_state_dict(best_copy["optimizer"])
         if estimator is not None:
             estimator.load_state_dict(best_copy["estimator"])
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
