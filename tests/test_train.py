@@ -281,9 +281,25 @@ PLATEAU = TINY[:-2] + ["train.lr_schedule=plateau", "train.epochs=8", "train.pla
 BOUNDS = [-10.0, -9.0, -9.5, -9.6, -9.7, -9.8, -1.0, -1.0]  # decay after epoch 4, stop after epoch 6
 
 
+class ScalarWriter:
+    """Stands in for TensorBoard's SummaryWriter, which refuses anything but numbers."""
+
+    def __init__(self):
+        self.keys = set()
+
+    def add_scalar(self, key, value, step):
+        float(value)
+        self.keys.add(key)
+
+    def close(self):
+        pass
+
+
 def test_plateau_halves_the_rate_from_the_best_weights_and_ends_on_them(tmp_path, tiny_images, monkeypatch):
     snapshots = []
     scripted_validation(monkeypatch, BOUNDS, snapshots)
+    writer = ScalarWriter()
+    monkeypatch.setattr("vaekit.train._tensorboard", lambda run_dir: writer)
     result = train(load_recipe(None, PLATEAU), tmp_path / "run", data=tiny_images, progress=False)
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [l["plateau"] for l in lines] == ["best", "best", "wait", "decay", "wait", "stop"]
@@ -295,6 +311,7 @@ def test_plateau_halves_the_rate_from_the_best_weights_and_ends_on_them(tmp_path
     assert not all(torch.equal(snapshots[4][k], snapshots[3][k]) for k in final)  # epoch 5 trained on
     state = checkpoint.load(tmp_path / "run")
     assert state["stopped_early"] and state["plateau"]["state"]["decays"] == 2
+    assert {"lr", "val_elbo", "lr_decays"} <= writer.keys and "plateau" not in writer.keys  # (a word, not a number)
 
 
 def test_plateau_resumes_exactly_after_a_decay(tmp_path, tiny_images, monkeypatch):

@@ -401,7 +401,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                     handle.write(json.dumps(record) + "\n")
                 if writer is not None:
                     for key, value in record.items():
-                        if key not in ("epoch", "step"):
+                        if key not in ("epoch", "step") and isinstance(value, (int, float)):  # (not "plateau")
                             writer.add_scalar(key, value, step)
                 if not progress:
                     _print_epoch(record)
