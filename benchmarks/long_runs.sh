@@ -24,7 +24,7 @@ need_vaekit() {
     python -c "import vaekit" 2>/dev/null || { echo "no vaekit here: activate the virtual environment first (. .venv/bin/activate)" >&2; exit 2; }
 }
 
-lane_a() {  # issue 2: IWAE k = 5 as Burda et al. ran it (stopped at epoch 2630 of 3280, ~2.6 h left; 5 MB checkpoint;
+lane_a() {  # issue 2: IWAE k = 5 as Burda et al. ran it (stopped at epoch 3187 of 3280, ~25 min left; 5 MB checkpoint;
             # its copy after epoch 1525 already scores 85.52, under the goal of 85.6): the issue's figure, as for the
             # VAE (the compressed 1200-epoch run's is mnist_iwae5_burda_compressed_test_nll)
     python benchmarks/mnist_burda.py recipes/burda_iwae5_paper.toml --metric mnist_iwae5_burda_test_nll
