@@ -35,7 +35,7 @@ from common import ROOT, record  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
-from vaekit.report import evaluate_run  # noqa: E402
+from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.runs import load_data, load_model, run_vocab  # noqa: E402
 from vaekit.text_classifier import balanced_accuracy, generated_label_accuracy, train_classifier  # noqa: E402
 from vaekit.train import train  # noqa: E402
@@ -76,7 +76,7 @@ def run_variant(name: str, classifier, per_genre: int) -> None:
         sys.exit(130)  # checkpoint written: repeat the command to continue
     report = evaluate_run(run_dir, split="test")
     command = f"python benchmarks/brown_cvae.py --variant {name} --per-genre {per_genre}"
-    status = "finished" if report["finished"] else "NOT finished"
+    status = training_status(report)
     latent = report.get("k") is not None
     estimate = f"importance-sampled, K = {report['k']}" if latent else "exact"
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}), {report['train_seconds'] / 3600:.2f} h "

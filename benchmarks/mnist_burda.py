@@ -24,7 +24,7 @@ from common import ROOT, record  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
-from vaekit.report import evaluate_run, plot_run  # noqa: E402
+from vaekit.report import evaluate_run, plot_run, training_status  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
 PAPER = {"burda_vae": 86.76, "burda_vae_paper": 86.76, "burda_vae_2layer": 85.33,  # Burda et al. 2016, Table 1
@@ -62,7 +62,7 @@ def main() -> None:
     report = evaluate_run(run_dir, k=args.k, split="test", device=args.device or None)
     plot_run(run_dir)
     paper = PAPER.get(config.name)
-    status = "finished" if report["finished"] else "NOT finished"
+    status = training_status(report)
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}), {report['steps']} steps, "
              f"{report['train_seconds'] / 3600:.2f} h of training (last stretch in {trained.get('precision', 'float32')}); test ELBO {report['elbo']:.2f}, "
              f"KL {report['kl']:.2f}, {report['active_units']} active units of {report['latent_dim']}"

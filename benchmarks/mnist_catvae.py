@@ -34,7 +34,7 @@ from common import RESULTS, ROOT, record  # noqa: E402
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.objectives import elbo  # noqa: E402
-from vaekit.report import evaluate_run  # noqa: E402
+from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.runs import eval_inputs, load_data, load_model  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
@@ -89,7 +89,7 @@ def run_variant(name: str, k: int, samples: int, threads: int, extra: list[str],
     neg_elbo, se = discrete_neg_elbo(run_dir, samples)
     report = evaluate_run(run_dir, k=k, split="test")
     command = f"python benchmarks/mnist_catvae.py --variant {name}"
-    status = "finished" if report["finished"] else "NOT finished"
+    status = training_status(report)
     notes = (f"one-hot z, {samples} draws per test image, ± {se:.2f} (s.e.); {report['steps']} steps "
              f"({status}), {report['train_seconds'] / 60:.1f} min of training; overrides {VARIANTS[name]}; "
              f"paper {PAPER[name]} (Jang et al. 2017, Table 1)")

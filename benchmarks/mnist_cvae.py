@@ -29,7 +29,7 @@ from common import ROOT, record  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
-from vaekit.report import evaluate_run, plot_run  # noqa: E402
+from vaekit.report import evaluate_run, plot_run, training_status  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_cvae"
@@ -52,7 +52,7 @@ def run(variant: str, quadrants: int) -> dict:
     command = f"python benchmarks/mnist_cvae.py --quadrants {quadrants} --variants {variant}"
     how = (f"importance-sampled, S = {report['k']}, proposal {'p(z|c)' if report['proposal'] == 'prior' else 'q(z|x,c)'}"
            if report["k"] else "exact")
-    status = "finished" if report["finished"] else "NOT finished"
+    status = training_status(report)
     reference = (f"Pyro tutorial (intensities, not binarised): {PYRO[quadrants]}" if quadrants else
                  "-log p(x|y) of whole test images given their digit")
     record(SCRIPT, f"mnist_{variant}_{tag}_ncll", report["ncll"], "nats", command,

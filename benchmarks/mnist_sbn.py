@@ -22,7 +22,7 @@ from common import ROOT, record  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
-from vaekit.report import evaluate_run  # noqa: E402
+from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_sbn"
@@ -43,7 +43,7 @@ def run_variant(name: str, k: int, epochs: int) -> None:
         sys.exit(130)  # checkpoint written: repeat the command to continue
     report = evaluate_run(run_dir, k=k, split="test")
     command = f"python benchmarks/mnist_sbn.py --variant {name}" + (f" --epochs {epochs}" if epochs else "")
-    status = "finished" if report["finished"] else "NOT finished"
+    status = training_status(report)
     notes = (f"SBN 200 (784-200 recognition, 200-784 generative, learned prior biases); {report['epochs']} epochs "
              f"({status}); importance-sampled with q(h|x), K = {k}; overrides {overrides[:-1]}")
     record(SCRIPT, f"mnist_sbn_{name}_test_nll", report["nll"], "nats", command, notes)

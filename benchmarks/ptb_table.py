@@ -36,7 +36,7 @@ from common import RESULTS, ROOT, record  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
-from vaekit.report import evaluate_run  # noqa: E402
+from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
 SCRIPT = "ptb_table"
@@ -104,8 +104,7 @@ def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir:
                + (f" --run-dir {run_dir}" if run_dir else "")
                + (f" --pretrain-epochs {pretrain_epochs}" if name == "vae_pretrained" else "")
                + (f" --device {device}" if device else ""))
-    status = ("finished: stopped by the plateau schedule's last decay, the best-validation weights scored"
-              if report.get("stopped_early") else "finished" if report["finished"] else "NOT finished")
+    status = training_status(report)
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}); {report['n']} test sentences, "
              f"{report['tokens']} tokens (words + </s>); overrides {VARIANTS[name] or 'none'}"
              + (f"; encoder from an autoencoder (beta = 0) trained {pretrain_epochs} epochs first, decoder fresh "

@@ -98,9 +98,15 @@ def paired_nll_difference(run_a: str | Path, run_b: str | Path, split: str = "te
             "mean_a": a.mean().item(), "mean_b": b.mean().item()}
 
 
+def training_status(r: dict) -> str:
+    """How a report's training ended, in words: ``finished``, ``NOT finished``, or the plateau schedule's early stop."""
+    if r.get("stopped_early"):
+        return "finished: stopped by the plateau schedule's last decay, on the best-validation weights"
+    return "finished" if r["finished"] else "NOT finished"
+
+
 def format_report(r: dict) -> str:
-    status = ("finished: stopped by the plateau schedule's last decay, on the best-validation weights"
-              if r.get("stopped_early") else "finished" if r["finished"] else "NOT finished (checkpoint mid-training)")
+    status = training_status(r) + ("" if r["finished"] else " (checkpoint mid-training)")
     if "ncll" in r:
         latent = r["k"] is not None
         estimate = (f"importance-sampled, S = {r['k']}" + (", proposal p(z|c)" if r.get("proposal") == "prior" else "")

@@ -415,8 +415,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
     if stopping and dist.is_main:
         print(f"\nstopped at step {step}; checkpoint written. Continue with `vaekit train --resume {run_dir}`.",
               file=sys.stderr)
-    return TrainResult(run_dir, epoch, step, epoch >= t.epochs or plateau_done(), elapsed, interrupted=stopping, model=model,
-                       estimator=estimator)
+    return TrainResult(run_dir, epoch, step, epoch >= t.epochs or plateau_done(), elapsed, interrupted=stopping,
+                       model=model, estimator=estimator)
 
 
 def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
@@ -435,7 +435,8 @@ def _print_epoch(record: dict) -> None:
         plateau = (f"  (no better for {'a while' if record['plateau'] == 'decay' else 'the last time'}: best weights "
                    f"restored, decay {record['lr_decays']}" + (", stopping)" if record["plateau"] == "stop" else ")"))
     print(f"epoch {record['epoch']:4d}  step {record['step']:7d}  loss {record['train_loss']:.3f}  "
-          f"KL {record['train_kl']:.2f}{val}  {record['examples_per_s']:.0f} ex/s{plateau}", file=sys.stderr, flush=True)
+          f"KL {record['train_kl']:.2f}{val}  {record['examples_per_s']:.0f} ex/s{plateau}",
+          file=sys.stderr, flush=True)
 
 
 def _count_lines(path: Path) -> int:
