@@ -44,13 +44,21 @@ lane_a() {  # issue 2: IWAE k = 5 as Burda et al. ran it (stopped at epoch 3187 
     python benchmarks/mnist_burda.py recipes/burda_vae_2layer.toml --metric mnist_vae2_burda_test_nll
 }
 
-lane_b() {  # issue 3: the sentence VAE trained as texar's PTB example trains it (linear KL annealing from 0.1, no word
+lane_b() {  # issue 3. First the LM under the SGD policy of He et al. (2019) and Li et al. (2019) (recipes/ptb_vae_he.toml):
+            # our Adam LMs stopped at 103.2-103.4 nats, and the goal (100.5) needs an LM below it; 300 steps of SGD
+            # at rate 1.0 (untied output layer) left the validation NLL lower than 400 of Adam did
+    python benchmarks/ptb_table.py --recipe recipes/ptb_vae_he.toml --variant lm --threads 1 \
+        --run-dir benchmarks/runs/ptb_he_lm
+            # then the sentence VAE trained as texar's PTB example trains it (linear KL annealing from 0.1, no word
             # dropout, the learning rate halved on a validation plateau, best-validation weights):
-            # recipes/ptb_vae_texar.toml.
+            # recipes/ptb_vae_texar.toml (stopped at epoch 20, KL 0.7 nats and falling).
             # (The 512-unit rows: the LM finished, ptb_large_lm_*; the 512-unit vae_pretrained run was lost at epoch
             # 28 of 30 with its git-ignored checkpoint when the machine was replaced, so it is not rerun here.)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_vae
+    # the VAE under the SGD policy, Li et al.'s way (autoencoder first, free bits)
+    python benchmarks/ptb_table.py --recipe recipes/ptb_vae_he.toml --variant vae_pretrained --threads 1 \
+        --run-dir benchmarks/runs/ptb_he_vae_pretrained
     # then the LM of the same decoder under the same schedule: the baseline the VAE must beat
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant lm --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_lm

@@ -349,3 +349,42 @@ def test_plateau_ends_on_the_best_weights_when_the_epochs_run_out(tmp_path, tiny
     after_decay = params(tmp_path / "run")
     assert all(torch.equal(after_decay[k], snapshots[1][k]) for k in final)
     assert not all(torch.equal(snapshots[3][k], snapshots[1][k]) for k in final)  # (epoch 4 had trained on)
+
+
+def test_sgd_takes_the_plain_and_the_momentum_step():
+    """theta <- theta - lr * b, with b <- momentum * b + g (b = g on the first step): two steps by hand."""
+    from vaekit.train import make_optimizer
+    for momentum in (0.0, 0.9):
+        config = load_recipe(None, ["train.optimizer=sgd", "train.lr=0.5", f"train.momentum={momentum}"])
+        layer = torch.nn.Linear(3, 1, bias=False)
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor([[1.0, -2.0, 0.5]]))
+        optimizer = make_optimizer(layer, config)
+        assert isinstance(optimizer, torch.optim.SGD)
+        x = torch.tensor([[1.0, 2.0, 3.0]])
+        expected, buffer = layer.weight.detach().clone(), torch.zeros(1, 3)
+        for _ in range(2):
+            optimizer.zero_grad()
+            (layer(x) ** 2).sum().backward()
+            grad = 2 * (x @ expected.T) * x  # d/dw (w.x)^2
+            buffer = momentum * buffer + grad
+            expected = expected - 0.5 * buffer
+            optimizer.step()
+            assert torch.allclose(layer.weight.detach(), expected, atol=1e-6), momentum
+
+
+def test_sgd_with_momentum_resumes_exactly(tmp_path, tiny_images):
+    sgd = TINY + ["train.optimizer=sgd", "train.lr=0.05", "train.momentum=0.9"]
+    train(load_recipe(None, sgd + ["train.max_steps=26"]), tmp_path / "whole", data=tiny_images, progress=False)
+    train(load_recipe(None, sgd + ["train.max_steps=13"]), tmp_path / "split", data=tiny_images, progress=False)
+    train(load_recipe(None, sgd + ["train.max_steps=26"]), tmp_path / "split", resume=True, data=tiny_images,
+          progress=False)  # (the momentum buffers travel in the checkpoint)
+    a, b = params(tmp_path / "whole"), params(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_unknown_optimizer_or_momentum_is_refused():
+    with pytest.raises(ConfigError, match="train.optimizer = 'rmsprop': choose one of adam, sgd"):
+        load_recipe(None, ["train.optimizer=rmsprop"])
+    with pytest.raises(ConfigError, match=r"train.momentum = 1.5: must lie in \[0, 1\)"):
+        load_recipe(None, ["train.momentum=1.5"])

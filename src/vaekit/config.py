@@ -125,7 +125,10 @@ class TrainConfig:
                                      # paper (each weighs one, Kingma et al. eq. 9; see vaekit.semi_supervised)
     epochs: int = 10                 # passes over the training set
     batch_size: int = 128            # examples per step
-    lr: float = 1e-3                 # Adam learning rate (the peak, under a schedule)
+    optimizer: str = "adam"          # adam | sgd (plain SGD, as the LSTM text-VAE code of He et al. 2019 and
+                                     # Li et al. 2019 trains: lr 1.0, clipped, halved on a validation plateau)
+    momentum: float = 0.0            # sgd: momentum (0 = plain SGD)
+    lr: float = 1e-3                 # the learning rate (the peak, under a schedule)
     lr_schedule: str = "constant"    # constant | cosine | burda (stages of 3^i epochs, lr * 10^(-i/7)) |
                                      # plateau (times plateau_factor after plateau_patience validations without
                                      # a better validation bound, from the best weights; vaekit.schedules.Plateau)
@@ -198,6 +201,7 @@ class RunConfig:
                              ("model.latent_type", self.model.latent_type), ("train.estimator", self.train.estimator),
                              ("train.baseline", self.train.baseline), ("train.kl_schedule", self.train.kl_schedule),
                              ("train.ssl_weighting", self.train.ssl_weighting), ("model.init", self.model.init),
+                             ("train.optimizer", self.train.optimizer),
                              ("model.output_bias", self.model.output_bias),
                              ("train.precision", self.train.precision), ("eval.split", self.eval.split)):
             if value not in CHOICES[where]:
@@ -213,6 +217,8 @@ class RunConfig:
                 raise ConfigError(f"{where} = {value}: must be at least 1")
         if self.train.lr <= 0:
             raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
+        if not 0 <= self.train.momentum < 1:
+            raise ConfigError(f"train.momentum = {self.train.momentum}: must lie in [0, 1)")
         if self.train.lr_schedule == "plateau":
             t = self.train
             if t.val_every < 1:
@@ -359,6 +365,7 @@ CHOICES = {
     "train.kl_schedule": ("none", "linear", "logistic", "cyclical"),
     "train.objective": ("elbo", "iwae", "mle", "wake-sleep", "rws", "gsnn", "hybrid"),
     "train.lr_schedule": ("constant", "cosine", "burda", "plateau"),
+    "train.optimizer": ("adam", "sgd"),
     "train.precision": ("float32", "bfloat16"),
     "eval.split": ("test", "val", "train"),
 }

@@ -66,14 +66,18 @@ class TrainResult:
     estimator: torch.nn.Module | None = None  # the gradient estimator with its baseline state, if any
 
 
-def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch build has it (one pass over all parameters)."""
+def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    """``train.optimizer``: Adam, or SGD (``theta -= lr * (g + momentum * buffer)``), each with the fused kernel
+    where this torch build has it (one pass over all parameters), the multi-tensor one otherwise."""
     t = config.train
-    kwargs = dict(lr=t.lr, betas=t.adam_betas, eps=t.adam_eps)
+    if t.optimizer == "sgd":
+        kind, kwargs = torch.optim.SGD, dict(lr=t.lr, momentum=t.momentum)
+    else:
+        kind, kwargs = torch.optim.Adam, dict(lr=t.lr, betas=t.adam_betas, eps=t.adam_eps)
     try:
-        return torch.optim.Adam(model.parameters(), fused=True, **kwargs)
+        return kind(model.parameters(), fused=True, **kwargs)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
+        return kind(model.parameters(), foreach=True, **kwargs)
 
 
 def clip_gradients(parameters: list[torch.nn.Parameter], max_norm: float) -> None:
