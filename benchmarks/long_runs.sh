@@ -24,10 +24,7 @@ need_vaekit() {
     python -c "import vaekit" 2>/dev/null || { echo "no vaekit here: activate the virtual environment first (. .venv/bin/activate)" >&2; exit 2; }
 }
 
-lane_a() {  # issue 2: IWAE k = 5 as Burda et al. ran it (stopped at epoch 3187 of 3280, ~25 min left; 5 MB checkpoint;
-            # its copy after epoch 1525 already scores 85.52, under the goal of 85.6): the issue's figure, as for the
-            # VAE (the compressed 1200-epoch run's is mnist_iwae5_burda_compressed_test_nll)
-    python benchmarks/mnist_burda.py recipes/burda_iwae5_paper.toml --metric mnist_iwae5_burda_test_nll
+lane_a() {  # (the IWAE k = 5 paper run finished on 2026-12-05: mnist_iwae5_burda_test_nll 85.14, goal met)
     # issue 4's other label counts (Kingma et al. Table 1: 600 / 1000 / 3000 labels), three draws each, with the
     # settings that did best at 100 labels in 100 epochs (M1 of 500 epochs, its active dimensions, Adam 2e-3 cosine;
     # ~20 min a draw for M1+M2, ~50 min for M2 alone); the runs are small and live in benchmarks/runs/ssl/
