@@ -1,7 +1,7 @@
 """How much of MNIST's labels M1's code can carry: the error floor of M1+M2 (Kingma et al. 2014).
 
     python benchmarks/m1_features.py                       # the M1 that benchmarks/mnist_ssl.py stacks M2 on
-    python benchmarks/m1_features.py --m1 runs/ssl/m1_e100
+    python benchmarks/m1_features.py --m1 benchmarks/runs/burda_iwae5_paper --tag iwae5   # another VAE as M1
 
 M2 of "M1+M2" sees an image only through M1's posterior q(z1|x). A classifier trained on M1's posterior means with
 *all* 50,000 training labels bounds what any semi-supervised M2 on those features can reach with 100 or 3000 of
@@ -9,7 +9,8 @@ them; if that bound sits near the paper's M1+M2 figures (3.33% at 100 labels, 2.
 in M2's training. Classifiers: multinomial logistic regression and one softplus hidden layer of 500 units (M2's
 own classifier width), Adam 1e-3, batch 100, 30 epochs, on the posterior means of the fixed binarisation of the
 training images; scored on the test set. Both on M1's active dimensions (what --active-only passes to M2) and on
-all of them. Figures: ``mnist_m1_features_{linear,mlp}[_all]_error_pct``, ``mnist_m1_active_units``.
+all of them. Figures: ``mnist_m1_features_{linear,mlp}[_all]_error_pct``, ``mnist_m1_active_units``; with
+``--tag T`` (another M1) ``mnist_m1_T_...``, so one M1's figures never overwrite another's.
 """
 
 from __future__ import annotations
@@ -50,27 +51,33 @@ def classifier_error(z_train, y_train, z_test, y_test, hidden: int, seed: int = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--m1", default="benchmarks/runs/ssl/m1_e500", help="the M1 run (a Gaussian VAE on MNIST)")
+    parser.add_argument("--tag", default="", help="names the figures of an M1 other than the default one "
+                        "(mnist_m1_<tag>_...); required with --m1")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.m1 != parser.get_default("m1") and not args.tag:
+        parser.error("--m1 names another M1: give it a --tag too, so its figures do not overwrite the default M1's "
+                     "(e.g. --tag iwae5)")
+    stem = "mnist_m1" + (f"_{args.tag}" if args.tag else "")
     torch.set_num_threads(args.threads)
     m1 = str(ROOT / args.m1) if not Path(args.m1).is_absolute() else args.m1
     config, _, _ = load_model(m1)
     data = load_data(config.data)
     x_train, x_test = eval_inputs(config, data, "train"), eval_inputs(config, data, "test")
     y_train, y_test = data.train_labels.long(), data.test_labels.long()
-    command = "python benchmarks/m1_features.py" + (f" --m1 {args.m1}" if args.m1 != parser.get_default("m1") else "")
+    command = "python benchmarks/m1_features.py" + (f" --m1 {args.m1} --tag {args.tag}" if args.tag else "")
     epochs_done = sum(1 for _ in open(Path(m1) / "metrics.jsonl"))
     for active_only in (True, False):
         features = LatentFeatures(m1, x_train[:ACTIVE_REFERENCE_IMAGES] if active_only else None)
         z_train, z_test = features.mean(x_train), features.mean(x_test)
         if active_only:
-            record(SCRIPT, "mnist_m1_active_units", features.dim, "units", command,
-                   f"{args.m1} ({epochs_done} epochs): latent dimensions of 50 whose posterior mean varies with "
-                   f"variance > 0.01 over the first {ACTIVE_REFERENCE_IMAGES} training images")
+            record(SCRIPT, f"{stem}_active_units", features.dim, "units", command,
+                   f"{args.m1} ({epochs_done} epochs): latent dimensions of {features.model.latent_dim} whose "
+                   f"posterior mean varies with variance > 0.01 over the first {ACTIVE_REFERENCE_IMAGES} training images")
         for name, hidden in (("linear", 0), ("mlp", HIDDEN)):
             error = classifier_error(z_train, y_train, z_test, y_test, hidden)
             what = "logistic regression" if hidden == 0 else f"softplus MLP of {hidden} hidden units"
-            record(SCRIPT, f"mnist_m1_features_{name}{'' if active_only else '_all'}_error_pct", error, "%", command,
+            record(SCRIPT, f"{stem}_features_{name}{'' if active_only else '_all'}_error_pct", error, "%", command,
                    f"{what} on M1's posterior means ({features.dim} {'active ' if active_only else ''}dimensions), "
                    f"trained with all {len(y_train)} training labels ({EPOCHS} epochs, Adam {LR}, batch {BATCH}); "
                    f"test error over {len(y_test)} images; paper M1+M2: 3.33% (100 labels), 2.18% (3000 labels)")
