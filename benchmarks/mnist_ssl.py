@@ -18,7 +18,8 @@ that are active, as the code released with the paper selects them) names runs an
 ``--weighting paper`` (``train.ssl_weighting``: labelled terms weighted as in eq. 9) ``..._paperw...``, and
 ``--m1-epochs N`` (M1 trained longer, in ``runs/ssl/m1_e<N>/``) ``..._m1e<N>...``; ``--lr`` and ``--lr-schedule
 cosine`` (M2's optimiser: the recipe's 3e-4 is the authors' Adam setting for 3000 epochs, slow for our 100-300)
-``..._lr<lr>...`` and ``..._cos...``.
+``..._lr<lr>...`` and ``..._cos...``; ``--features-from intensities`` (M1 encodes the grey levels of the images for
+M2, ``data.features_from``) ``..._grey``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, record  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
-from vaekit.config import load_recipe  # noqa: E402
+from vaekit.config import CHOICES, load_recipe  # noqa: E402
 from vaekit.report import evaluate_run  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
@@ -61,7 +62,7 @@ class VariantOption:
         return self.flag[2:].replace("-", "_")
 
 
-VARIANT_OPTIONS = (  # in the order of the name suffix (``..._cw0.5_au_paperw_m1e500_lr0.002_cos``)
+VARIANT_OPTIONS = (  # in the order of the name suffix (``..._cw0.5_au_paperw_m1e500_lr0.002_cos_grey``)
     VariantOption("--classifier-weight", lambda v: f"_cw{v:g}" if v else "",
                   lambda v: [f"train.classifier_weight={v}"] if v else []),
     VariantOption("--active-only", lambda v: "_au" if v else "", lambda v: ["data.features_active_only=true"] if v else []),
@@ -70,6 +71,8 @@ VARIANT_OPTIONS = (  # in the order of the name suffix (``..._cw0.5_au_paperw_m1
     VariantOption("--m1-epochs", lambda v: f"_m1e{v}" if v else "", lambda v: []),  # M1's run is named apart
     VariantOption("--lr", lambda v: f"_lr{v:g}" if v else "", lambda v: [f"train.lr={v}"] if v else []),
     VariantOption("--lr-schedule", lambda v: "_cos" if v == "cosine" else "", lambda v: [f"train.lr_schedule={v}"]),
+    VariantOption("--features-from", lambda v: "_grey" if v == "intensities" else "",
+                  lambda v: [f"data.features_from={v}"]),
 )
 
 
@@ -153,6 +156,9 @@ def arguments() -> argparse.ArgumentParser:
                         help="Adam's learning rate for M2 (0: the recipe's 3e-4); names ..._lr<lr>...")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                         help="train.lr_schedule for M2 (cosine: to zero over the run; names ..._cos...)")
+    parser.add_argument("--features-from", choices=CHOICES["data.features_from"], default="binarized",
+                        help="m1m2: what M1 encodes for M2, data.features_from (intensities: the grey levels, as "
+                             "the code released with the paper does; names ..._grey...)")
     parser.add_argument("--active-only", action="store_true",
                         help="m1m2: M2 sees only M1's active dimensions (runs and metric names ..._au...)")
     parser.add_argument("--runs-dir", default="runs/ssl",
@@ -164,8 +170,8 @@ def arguments() -> argparse.ArgumentParser:
 def main() -> None:
     parser = arguments()
     args = parser.parse_args()
-    if (args.active_only or args.m1_epochs) and args.model != "m1m2":
-        parser.error("--active-only and --m1-epochs are about M1: use them with --model m1m2")
+    if (args.active_only or args.m1_epochs or args.features_from != "binarized") and args.model != "m1m2":
+        parser.error("--active-only, --m1-epochs and --features-from are about M1: use them with --model m1m2")
     variant, variant_overrides, tag, command = describe(args, parser)
     runs = ROOT / args.runs_dir
     if args.runs_dir != parser.get_default("runs_dir"):

@@ -215,3 +215,64 @@ def test_m1_plus_m2_trains_on_the_codes_of_a_trained_vae(tmp_path, tiny_images, 
     with pytest.raises(ConfigError, match="no trained run"):
         train(load_recipe(None, M2_TINY + [f"data.features={tmp_path / 'none'}"]), tmp_path / "x",
               data=tiny_images, progress=False)
+
+
+def test_m1_can_read_the_grey_levels_instead_of_binarised_images(tmp_path, tiny_images, monkeypatch):
+    """``data.features_from``: what M1 actually receives, in a training batch (unlabelled and labelled halves), for
+    validation, for the test figures and for counting active units -- binarised images, or their grey levels."""
+    from vaekit import semi_supervised
+    from vaekit.data import ImageData, to_float
+    from vaekit.distributed import Dist
+    from vaekit.families import family_of
+    from vaekit.runs import eval_inputs
+
+    grey = ImageData(**{**tiny_images.__dict__, **{s: getattr(tiny_images, s) // 3 + 40 for s in ("train", "val", "test")}})
+    m1 = load_recipe(None, ["model.hidden=16", "model.latent=4", "train.epochs=2", "train.batch_size=32"])
+    train(m1, tmp_path / "m1", data=grey, progress=False)
+    seen = []
+
+    class Recording(semi_supervised.LatentFeatures):
+        def sample(self, x):
+            seen.append(x)
+            return super().sample(x)
+
+        def mean(self, x, batch_size=5000):
+            seen.append(x)
+            return super().mean(x, batch_size)
+
+    base = M2_TINY + ["train.epochs=1", f"data.features={tmp_path / 'm1'}", "model.likelihood=gaussian"]
+    levels = {}
+    for source in ("binarized", "intensities"):
+        config = load_recipe(None, base + [f"data.features_from={source}"])
+        family = family_of(config)
+        monkeypatch.setattr(family, "_features", lambda config, data=None: Recording(config.data.features))
+        seen.clear()
+        feed = family.feed(config, grey, Dist())
+        generator = torch.Generator().manual_seed(0)
+        batch, _ = feed.batch(feed.plan(generator), 0, generator)
+        validation, unlabelled, labelled = seen
+        levels[source] = {float(v) for x in seen for v in x.unique()}
+        assert batch.unlabelled.shape[-1] == 4 and len(unlabelled) == 32 and len(labelled) == 8
+        assert torch.equal(validation, semi_supervised.feature_inputs(config, grey, "val"))
+        test = semi_supervised.feature_inputs(config, grey, "test")
+        expected = to_float(grey.test, 255) if source == "intensities" else eval_inputs(config, grey, "test")
+        assert torch.equal(test, expected)
+        assert torch.equal(semi_supervised.m2_inputs(config, grey, "test"),
+                           semi_supervised.LatentFeatures(config.data.features).mean(expected))
+    assert levels["binarized"] == {0.0, 1.0}
+    grey_levels = {float(v) for v in torch.tensor([40 / 255, 125 / 255], dtype=torch.float32)}
+    assert levels["intensities"] == grey_levels
+    # the active units are counted on what M1 reads
+    active = load_recipe(None, base + ["data.features_from=intensities", "data.features_active_only=true"])
+    counted = []
+
+    def spy(self, run_dir, reference=None):  # records what the count would run on (this M1 is too short to
+        counted.append(reference)           # have active units)
+
+    monkeypatch.setattr(semi_supervised.LatentFeatures, "__init__", spy)
+    semi_supervised.latent_features(active, grey)
+    assert {float(v) for v in counted[0].unique()} == grey_levels
+    with pytest.raises(ConfigError, match="set data.features to the M1 run"):
+        load_recipe(None, M2_TINY + ["data.features_from=intensities"])
+    with pytest.raises(ConfigError, match="choose one of binarized, intensities"):
+        load_recipe(None, base + ["data.features_from=grey"])

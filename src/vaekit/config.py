@@ -43,6 +43,8 @@ class DataConfig:
     features: str = ""               # m2: a trained Gaussian VAE run (M1) whose q(z1|x) replaces the images
                                      # (the stacked M1+M2 of Kingma et al. 2014)
     features_active_only: bool = False  # ... passing on only M1's active dimensions (posterior-mean sd > 0.1)
+    features_from: str = "binarized"  # ... M1 encoding binarized images (as it was trained) | intensities (the grey
+                                     # levels, as the code released with Kingma et al. 2014 computes its features)
 
     @property
     def is_text(self) -> bool:
@@ -195,17 +197,11 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ConfigError for a value outside its allowed set or range."""
-        for where, value in (("data.binarize", self.data.binarize), ("model.arch", self.model.arch),
-                             ("model.activation", self.model.activation), ("model.likelihood", self.model.likelihood),
-                             ("train.objective", self.train.objective), ("train.lr_schedule", self.train.lr_schedule),
-                             ("model.latent_type", self.model.latent_type), ("train.estimator", self.train.estimator),
-                             ("train.baseline", self.train.baseline), ("train.kl_schedule", self.train.kl_schedule),
-                             ("train.ssl_weighting", self.train.ssl_weighting), ("model.init", self.model.init),
-                             ("train.optimizer", self.train.optimizer),
-                             ("model.output_bias", self.model.output_bias),
-                             ("train.precision", self.train.precision), ("eval.split", self.eval.split)):
-            if value not in CHOICES[where]:
-                raise ConfigError(f"{where} = {value!r}: choose one of {', '.join(CHOICES[where])}")
+        for where, allowed in CHOICES.items():
+            section, field = where.split(".")
+            value = getattr(getattr(self, section), field)
+            if value not in allowed:
+                raise ConfigError(f"{where} = {value!r}: choose one of {', '.join(allowed)}")
         check_device_name("train.device", self.train.device)
         if self.eval.device:
             check_device_name("eval.device", self.eval.device)
@@ -241,6 +237,9 @@ class RunConfig:
         elif self.data.labelled or self.data.features or self.data.features_active_only:
             raise ConfigError("data.labelled and data.features are for semi-supervised training: set "
                               "model.arch = 'm2'")
+        if self.data.features_from != "binarized" and not self.data.features:
+            raise ConfigError(f"data.features_from = {self.data.features_from!r} says what M1 encodes: set "
+                              "data.features to the M1 run")
         if self.data.features_active_only and not self.data.features:
             raise ConfigError("data.features_active_only selects dimensions of M1's codes: set data.features "
                               "to the M1 run")
@@ -353,6 +352,7 @@ class RunConfig:
 
 CHOICES = {
     "data.binarize": ("dynamic", "none"),
+    "data.features_from": ("binarized", "intensities"),
     "model.arch": ("mlp", "conv", "m2", "cvae", "cvae-nn", "lstm", "lstm-lm"),
     "model.activation": ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu"),
     "model.likelihood": ("auto", "bernoulli", "gaussian"),

@@ -158,7 +158,7 @@ class SemiSupervised(Family):
 
     def feed(self, config, data, dist):
         features = self._features(config, data)  # M1+M2: the trained M1, loaded once
-        val_x = runs.eval_inputs(config, data, "val")
+        val_x = semi_supervised.feature_inputs(config, data, "val")
         return feeds.SemiSupervisedFeed(config, data, dist, val_x if features is None else features.mean(val_x),
                                         features)
 

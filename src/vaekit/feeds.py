@@ -32,7 +32,8 @@ from .data.text import TextData, bucket_order, pad
 from .distributed import Dist
 from .errors import DataError
 from .models.sentence_vae import SentenceBatch
-from .semi_supervised import LabelledBatch, default_classifier_weight, draw_labelled, error_rate
+from .semi_supervised import (LabelledBatch, default_classifier_weight, draw_labelled, error_rate,
+                              reads_intensities)
 from .text_policy import word_dropout
 
 
@@ -99,6 +100,8 @@ class SemiSupervisedFeed(ImageFeed):
         super().__init__(config, unlabelled, dist, val_x)
         self.val_labels = data.val_labels
         self.features = features  # M1+M2: a LatentFeatures whose samples replace the images
+        if reads_intensities(config):  # M1 encodes the grey levels, not a binarisation of them
+            self.binarise = False
 
     def batch(self, plan: torch.Tensor, index: int, noise: torch.Generator):
         x, b = super().batch(plan, index, noise)

@@ -200,19 +200,36 @@ ACTIVE_REFERENCE_IMAGES = 5000  # training images over which M1's active dimensi
 
 def latent_features(config, data=None) -> LatentFeatures:
     """The M1 of ``config.data.features``, keeping only its active dimensions when
-    ``config.data.features_active_only`` (counted on the first training images, binarised with a fixed seed)."""
-    from .runs import eval_inputs, load_data
+    ``config.data.features_active_only`` (counted on the first training images, as M1 reads them: binarised with
+    a fixed seed, or their grey levels under ``data.features_from = "intensities"``)."""
+    from .runs import load_data
 
     reference = None
     if config.data.features_active_only:
         data = data if data is not None else load_data(config.data)
-        reference = eval_inputs(config, data, "train")[:ACTIVE_REFERENCE_IMAGES]
+        reference = feature_inputs(config, data, "train")[:ACTIVE_REFERENCE_IMAGES]
     return LatentFeatures(config.data.features, reference)
+
+
+def reads_intensities(config) -> bool:
+    """Whether M1 encodes the images' grey levels ``x / max`` rather than binarised images
+    (``data.features_from = "intensities"``): the code released with Kingma et al. (2014) feeds M1's encoder the
+    grey-level images when it computes features for M2, though M1 is trained on binarised ones."""
+    return bool(config.data.features) and config.data.features_from == "intensities"
+
+
+def feature_inputs(config, data, split: str) -> torch.Tensor:
+    """The fixed float32 images of an evaluation split as M1 (or M2 alone) reads them: binarised once with a
+    fixed seed (:func:`vaekit.runs.eval_inputs`), or their grey levels when :func:`reads_intensities`."""
+    from .data import to_float
+    from .runs import eval_inputs
+
+    if reads_intensities(config):
+        return to_float(data.split(split)[0], data.max_value)
+    return eval_inputs(config, data, split)
 
 
 def m2_inputs(config, data, split: str) -> torch.Tensor:
     """What M2 sees of an evaluation split: the fixed images, or their M1 posterior means (``data.features``)."""
-    from .runs import eval_inputs
-
-    x = eval_inputs(config, data, split)
+    x = feature_inputs(config, data, split)
     return latent_features(config, data).mean(x) if config.data.features else x
