@@ -10,13 +10,16 @@ in M2's training. Classifiers: multinomial logistic regression and one softplus 
 own classifier width), Adam 1e-3, batch 100, 30 epochs, on the posterior means of the fixed binarisation of the
 training images; scored on the test set. Both on M1's active dimensions (what --active-only passes to M2) and on
 all of them. Figures: ``mnist_m1_features_{linear,mlp}[_all]_error_pct``, ``mnist_m1_active_units``; with
-``--tag T`` (another M1) ``mnist_m1_T_...``, so one M1's figures never overwrite another's.
+``--tag T`` (another M1) ``mnist_m1_T_...``, so one M1's figures never overwrite another's; with ``--features-from
+intensities`` (M1 encodes the grey levels of the images, as ``data.features_from`` lets M1+M2 do)
+``mnist_m1[_T]_grey_...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,8 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, record  # noqa: E402
 
-from vaekit.runs import eval_inputs, load_data, load_model  # noqa: E402
-from vaekit.semi_supervised import ACTIVE_REFERENCE_IMAGES, LatentFeatures  # noqa: E402
+from vaekit.config import CHOICES  # noqa: E402
+from vaekit.runs import load_data, load_model  # noqa: E402
+from vaekit.semi_supervised import ACTIVE_REFERENCE_IMAGES, LatentFeatures, feature_inputs  # noqa: E402
 
 SCRIPT = "m1_features"
 EPOCHS, BATCH, HIDDEN, LR = 30, 100, 500, 1e-3
@@ -53,19 +57,26 @@ def main() -> None:
     parser.add_argument("--m1", default="benchmarks/runs/ssl/m1_e500", help="the M1 run (a Gaussian VAE on MNIST)")
     parser.add_argument("--tag", default="", help="names the figures of an M1 other than the default one "
                         "(mnist_m1_<tag>_...); required with --m1")
+    parser.add_argument("--features-from", choices=CHOICES["data.features_from"], default="binarized",
+                        help="what M1 encodes: the fixed binarisation of the images, or their grey levels "
+                             "(figures mnist_m1[_<tag>]_grey_...)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     if args.m1 != parser.get_default("m1") and not args.tag:
         parser.error("--m1 names another M1: give it a --tag too, so its figures do not overwrite the default M1's "
                      "(e.g. --tag iwae5)")
-    stem = "mnist_m1" + (f"_{args.tag}" if args.tag else "")
+    grey = args.features_from == "intensities"
+    stem = "mnist_m1" + (f"_{args.tag}" if args.tag else "") + ("_grey" if grey else "")
     torch.set_num_threads(args.threads)
     m1 = str(ROOT / args.m1) if not Path(args.m1).is_absolute() else args.m1
     config, _, _ = load_model(m1)
     data = load_data(config.data)
-    x_train, x_test = eval_inputs(config, data, "train"), eval_inputs(config, data, "test")
+    # the images as M1+M2 would hand them to this M1 (data.features_from)
+    view = replace(config, data=replace(config.data, features=m1, features_from=args.features_from))
+    x_train, x_test = feature_inputs(view, data, "train"), feature_inputs(view, data, "test")
     y_train, y_test = data.train_labels.long(), data.test_labels.long()
-    command = "python benchmarks/m1_features.py" + (f" --m1 {args.m1} --tag {args.tag}" if args.tag else "")
+    command = ("python benchmarks/m1_features.py" + (f" --m1 {args.m1} --tag {args.tag}" if args.tag else "")
+               + (" --features-from intensities" if grey else ""))
     epochs_done = sum(1 for _ in open(Path(m1) / "metrics.jsonl"))
     for active_only in (True, False):
         features = LatentFeatures(m1, x_train[:ACTIVE_REFERENCE_IMAGES] if active_only else None)
@@ -78,7 +89,8 @@ def main() -> None:
             error = classifier_error(z_train, y_train, z_test, y_test, hidden)
             what = "logistic regression" if hidden == 0 else f"softplus MLP of {hidden} hidden units"
             record(SCRIPT, f"{stem}_features_{name}{'' if active_only else '_all'}_error_pct", error, "%", command,
-                   f"{what} on M1's posterior means ({features.dim} {'active ' if active_only else ''}dimensions), "
+                   f"{what} on M1's posterior means ({features.dim} {'active ' if active_only else ''}dimensions) "
+                   f"of the {'grey-level' if grey else 'binarised'} images, "
                    f"trained with all {len(y_train)} training labels ({EPOCHS} epochs, Adam {LR}, batch {BATCH}); "
                    f"test error over {len(y_test)} images; paper M1+M2: 3.33% (100 labels), 2.18% (3000 labels)")
 
