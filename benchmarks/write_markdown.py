@@ -34,11 +34,15 @@ def replace_between(text: str, begin: str, end: str, content: str) -> str:
     return text[:start] + "\n" + content + text[stop:]
 
 
+def render(text: str) -> str:
+    """``text`` (BENCHMARKS.md) with both tables written anew from the results files; the prose is kept."""
+    text = replace_between(text, BEGIN, END, table())
+    return replace_between(text, GOALS_BEGIN, GOALS_END, goals.table())
+
+
 def main() -> None:
     path = ROOT / "BENCHMARKS.md"
-    text = replace_between(path.read_text(), BEGIN, END, table())
-    text = replace_between(text, GOALS_BEGIN, GOALS_END, goals.table())
-    path.write_text(text)
+    path.write_text(render(path.read_text()))
 
 
 if __name__ == "__main__":

@@ -86,3 +86,12 @@ def test_paired_nll_difference_is_the_mean_and_paired_error_of_per_example_diffe
     torch.save(b[:3], per_example_nll_path(b_dir, "test", 500))
     with pytest.raises(CheckpointError, match="same examples"):
         paired_nll_difference(a_dir, b_dir, "test", k=500)
+
+
+def test_benchmarks_md_tables_are_the_recorded_figures():
+    """BENCHMARKS.md's two tables are exactly what ``write_markdown.py`` writes from benchmarks/results/*.json: no
+    figure shown that no results file holds, none recorded and left out (rerun the script after recording)."""
+    import write_markdown
+
+    text = (Path(__file__).resolve().parent.parent / "BENCHMARKS.md").read_text()
+    assert write_markdown.render(text) == text, "run `python benchmarks/write_markdown.py` and commit BENCHMARKS.md"
