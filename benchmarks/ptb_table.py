@@ -74,9 +74,11 @@ def train_or_resume(config, run_path: Path) -> None:
         sys.exit(130)  # checkpoint written: repeat the command to continue
 
 
-def compute_overrides(threads: int, device: str) -> list[str]:
-    """``train.threads`` / ``train.device`` overrides (compute settings: a run may resume under others)."""
-    return ([f"train.threads={threads}"] if threads else []) + ([f"train.device={device}"] if device else [])
+def compute_overrides(threads: int, device: str, precision: str = "") -> list[str]:
+    """``train.threads`` / ``train.device`` / ``train.precision`` overrides (compute settings: a run may resume
+    under others)."""
+    return ([f"train.threads={threads}"] if threads else []) + ([f"train.device={device}"] if device else []) + (
+        [f"train.precision={precision}"] if precision else [])
 
 
 def pretrain_autoencoder(recipe: Path, prefix: str, run_path: Path, compute: list[str], epochs: int) -> list[str]:
@@ -91,11 +93,11 @@ def pretrain_autoencoder(recipe: Path, prefix: str, run_path: Path, compute: lis
 
 
 def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir: str = "",
-                pretrain_epochs: int = 5, device: str = "") -> dict:
+                pretrain_epochs: int = 5, device: str = "", precision: str = "") -> dict:
     tag = recipe_tag(recipe)
     prefix = f"ptb_{tag}_{name}" if tag else f"ptb_{name}"
     run_path = ROOT / run_dir if run_dir else ROOT / "runs" / "ptb_table" / tag / name  # (an empty tag adds no level)
-    compute = compute_overrides(threads, device)
+    compute = compute_overrides(threads, device, precision)
     warm = pretrain_autoencoder(recipe, prefix, run_path, compute, pretrain_epochs) if name == "vae_pretrained" else []
     config = load_recipe(recipe, [*VARIANTS[name], *warm, f"name={prefix}", *compute])
     train_or_resume(config, run_path)
@@ -103,7 +105,7 @@ def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir:
     command = (f"python benchmarks/ptb_table.py --variant {name}" + (f" --recipe {recipe.relative_to(ROOT)}" if tag else "")
                + (f" --run-dir {run_dir}" if run_dir else "")
                + (f" --pretrain-epochs {pretrain_epochs}" if name == "vae_pretrained" else "")
-               + (f" --device {device}" if device else ""))
+               + (f" --device {device}" if device else "") + (f" --precision {precision}" if precision else ""))
     status = training_status(report)
     notes = (f"{report['epochs']} of {config.train.epochs} epochs ({status}); {report['n']} test sentences, "
              f"{report['tokens']} tokens (words + </s>); overrides {VARIANTS[name] or 'none'}"
@@ -158,6 +160,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="", help="train.device for training and scoring (cpu, cuda, cuda:N, "
                         "auto; default: the recipe's)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="",
+                        help="train.precision for the epochs trained by this command (default: the recipe's; "
+                             "float32 on a CPU without native bfloat16, where bfloat16 is emulated and slow)")
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="a ptb_vae_<tag>.toml recipe (default: ptb_vae)")
     parser.add_argument("--pretrain-epochs", type=int, default=5,
                         help="vae_pretrained: epochs of the autoencoder whose encoder the VAE starts from")
@@ -170,7 +175,8 @@ def main() -> None:
         parser.error("--run-dir names one run: give one --variant")
     recipe = args.recipe.resolve()
     for name in (VARIANTS if args.variant == "all" else [args.variant]):
-        run_variant(name, args.k, args.threads, recipe, args.run_dir, args.pretrain_epochs, args.device)
+        run_variant(name, args.k, args.threads, recipe, args.run_dir, args.pretrain_epochs, args.device,
+                    args.precision)
     record_differences_from_lm()
 
 if __name__ == "__main__":
