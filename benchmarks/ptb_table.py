@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, record  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
-from vaekit.config import load_recipe  # noqa: E402
+from vaekit.config import CHOICES, load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="", help="train.device for training and scoring (cpu, cuda, cuda:N, "
                         "auto; default: the recipe's)")
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="",
+    parser.add_argument("--precision", choices=CHOICES["train.precision"], default="",
                         help="train.precision for the epochs trained by this command (default: the recipe's; "
                              "float32 on a CPU without native bfloat16, where bfloat16 is emulated and slow)")
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="a ptb_vae_<tag>.toml recipe (default: ptb_vae)")
