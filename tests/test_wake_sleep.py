@@ -1,4 +1,5 @@
-"""Wake-sleep and reweighted wake-sleep: each phase updates only its own parameters; RWS against exact answers."""
+"""Wake-sleep and reweighted wake-sleep: each phase updates only its own parameters; RWS against exact answers,
+for a one-layer sigmoid belief net and for a deep one (two binary layers, every sum enumerated)."""
 
 import itertools
 
@@ -14,9 +15,10 @@ from vaekit.wake_sleep import reweighted_wake_sleep, sleep_phase_loss, wake_phas
 D = torch.float64
 
 
-def sbn(hidden=(), latent=3, learn_prior=True):
+def sbn(hidden=(), latent=3, learn_prior=True, hierarchy=()):
     torch.manual_seed(0)
-    config = ModelConfig(hidden=hidden, latent=latent, latent_type="bernoulli", learn_prior=learn_prior)
+    config = ModelConfig(hidden=hidden, latent=latent, latent_type="bernoulli", learn_prior=learn_prior,
+                         hierarchy=hierarchy, hierarchy_hidden=())
     model = build_model(config, (1, 2, 3), "bernoulli").double()
     with torch.no_grad():
         for p in model.parameters():
@@ -52,18 +54,65 @@ def test_wake_phase_updates_only_the_generative_model_and_sleep_only_recognition
     assert both.shape == (4,)
 
 
+def generative(model):
+    """p's parameters: the decoder, the prior's top biases and (a deep net) the top-down layers."""
+    return [p for name, p in model.named_parameters() if not name.startswith(("encoder.", "up."))]
+
+
+def every_binary_vector(n: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)), dtype=D)
+
+
 def exact_log_px_and_grad(model, x):
-    """log p(x) by summing over all 2^3 binary h, and its gradient w.r.t. the generative parameters."""
-    params = [*model.decoder.parameters(), model.prior_logits]
-    hs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)), dtype=D)[:, None, :]  # (8, 1, 3)
-    log_joint = model.decode(hs).log_prob(x) + model.prior().log_prob(hs)                 # (8, B)
+    """log p(x) by summing over all 2^H binary h (H = 3, or 3 + 2 in two layers), and its gradient w.r.t. the
+    generative parameters."""
+    hs = every_binary_vector(model.latent_dim)[:, None, :]                                 # (2^H, 1, H)
+    log_joint = model.decode(hs).log_prob(x) + model.prior().log_prob(hs)                 # (2^H, B)
     log_px = torch.logsumexp(log_joint, 0)
-    return log_px, torch.autograd.grad(log_px.sum(), params)
+    return log_px, torch.autograd.grad(log_px.sum(), generative(model))
 
 
-def test_rws_generative_gradient_approaches_the_exact_gradient_of_log_px_as_k_grows():
-    model, x = sbn()
-    params = [*model.decoder.parameters(), model.prior_logits]
+DEEP = {"hierarchy": (2,)}  # a deep sigmoid belief net: 6 pixels <- 3 binary units <- 2 binary units
+
+
+def test_a_deep_sigmoid_belief_net_is_normalised_layer_by_layer_by_exact_enumeration():
+    model, x = sbn(**DEEP)
+    hs = every_binary_vector(5)
+    assert model.prior().sample((7,)).shape == (7, 5) and set(model.prior().sample((50,)).unique().tolist()) == {0, 1}
+    assert torch.allclose(model.prior().log_prob(hs).exp().sum(), torch.tensor(1.0, dtype=D), atol=1e-12)
+    q_mass = model.encode(x).log_prob(hs[:, None, :]).exp().sum(0)                      # sum_h q(h|x), each x
+    assert torch.allclose(q_mass, torch.ones(len(x), dtype=D), atol=1e-12)
+    log_px, _ = exact_log_px_and_grad(model, every_binary_vector(6))                     # every image of 6 pixels
+    assert torch.allclose(log_px.exp().sum(), torch.tensor(1.0, dtype=D), atol=1e-12)
+    # the chain's density is the product of its layers': log q(h1, h2 | x) = log q(h1|x) + log q(h2|h1)
+    h = model.encode(x).sample()
+    by_layers = model.encoder(x).log_prob(h[:, :3]) + model.up[0](h[:, :3]).log_prob(h[:, 3:])
+    assert torch.allclose(model.encode(x).log_prob(h), by_layers)
+
+
+def test_importance_sampled_nll_of_a_deep_sbn_matches_the_enumerated_log_likelihood():
+    from vaekit import log_likelihood
+
+    model, x = sbn(**DEEP)
+    exact, _ = exact_log_px_and_grad(model, x)
+    torch.manual_seed(0)
+    estimate = log_likelihood(model, x, k=20000, sample_chunk=5000)
+    assert torch.allclose(estimate, exact.detach(), atol=0.02), (estimate, exact)
+
+
+def test_deep_wake_and_sleep_phases_update_only_their_own_layers():
+    model, x = sbn(**DEEP)
+    recognition = [*model.encoder.parameters(), *model.up.parameters()]
+    wake, _, _ = wake_phase_loss(model, x)
+    assert is_zero(grads(wake, recognition)) and all(not is_zero([g]) for g in grads(wake, generative(model)))
+    sleep = sleep_phase_loss(model, 64)
+    assert is_zero(grads(sleep, generative(model))) and all(not is_zero([g]) for g in grads(sleep, recognition))
+
+
+@pytest.mark.parametrize("layers", [{}, DEEP], ids=["one layer", "two layers"])
+def test_rws_generative_gradient_approaches_the_exact_gradient_of_log_px_as_k_grows(layers):
+    model, x = sbn(**layers)
+    params = generative(model)
     _, exact = exact_log_px_and_grad(model, x)
     exact = torch.cat([g.flatten() for g in exact])
     errors = []
@@ -100,7 +149,53 @@ def test_helmholtz_machine_trains_through_the_one_trainer(tmp_path, tiny_images,
     assert result.finished and lines[-1]["val_elbo"] > lines[0]["val_elbo"] + 1.0
 
 
+def test_vimco_gradient_for_a_deep_sbn_matches_the_enumerated_gradient_of_the_two_sample_bound():
+    """L_2 = sum over every pair (h, h') of q(h|x) q(h'|x) log((w + w') / 2), over all 32 x 32 codes of the
+    two-layer net, differentiated exactly with respect to every parameter (p and q), against the mean of many
+    VIMCO estimates (iwae_bound on the chains, Mnih & Rezende 2016)."""
+    import math
+
+    from vaekit.objectives import iwae_bound
+
+    model, x = sbn(**DEEP)
+    x = x[:1]
+    params = list(model.parameters())
+    hs = every_binary_vector(5)[:, None, :]                                              # (32, 1, 5)
+    log_q = model.encode(x).log_prob(hs)[:, 0]                                           # (32,)
+    log_w = (model.decode(hs).log_prob(x) + model.prior().log_prob(hs))[:, 0] - log_q
+    pair_q = log_q[:, None] + log_q[None, :]
+    pair_bound = torch.logaddexp(log_w[:, None], log_w[None, :]) - math.log(2)
+    exact = (pair_q.exp() * pair_bound).sum()
+    exact_grad = torch.cat([g.flatten() for g in torch.autograd.grad(exact, params)])
+    torch.manual_seed(0)
+    n = 4000
+    terms = iwae_bound(model, x.expand(n, -1), k=2)
+    assert abs(terms.bound.mean().item() - exact.item()) < 4 * (terms.bound.std() / n ** 0.5).item()
+    draws = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(-terms.loss[j], params, retain_graph=True)])
+                         for j in range(0, n, 10)])
+    mean, se = draws.mean(0), draws.std(0) / len(draws) ** 0.5
+    assert ((mean - exact_grad).abs() < 4.5 * se + 1e-9).all()
+
+
+def test_a_deep_sigmoid_belief_net_trains_with_rws_through_the_one_trainer(tmp_path, tiny_images):
+    config = load_recipe(None, ["model.hidden=[]", "model.latent=8", "model.hierarchy=[4]", "model.hierarchy_hidden=[]",
+                                "model.latent_type=bernoulli", "model.learn_prior=true", "train.objective=rws",
+                                "train.k=3", "train.epochs=8", "train.batch_size=32", "train.lr=1e-2", "eval.k=10"])
+    result = train(config, tmp_path / "deep", data=tiny_images, progress=False)
+    import json
+    lines = [json.loads(line) for line in (tmp_path / "deep" / "metrics.jsonl").read_text().splitlines()]
+    assert result.finished and result.model.sizes == (8, 4) and lines[-1]["val_elbo"] > lines[0]["val_elbo"] + 1.0
+    from vaekit.evaluate import evaluate
+    x = tiny_images.test[:40].flatten(1).float().div(255).bernoulli(generator=torch.Generator().manual_seed(0))
+    report = evaluate(result.model, x, k=50, batch_size=20, sample_chunk=10)
+    assert report["nll"] <= -report["elbo"] + 1.0 and report["latent_dim"] == 12
+    assert len(report["active_units_by_layer"]) == 2 and sum(report["active_units_by_layer"]) == report["active_units"]
+
+
 def test_wake_sleep_configuration_errors():
+    for wrong in (["train.estimator=score"], ["train.objective=elbo"]):  # binary layers: no pathwise gradient
+        with pytest.raises(ConfigError, match="'wake-sleep', 'rws' or 'iwae'"):
+            load_recipe(None, ["model.hierarchy=[4]", "model.latent_type=bernoulli", *wrong])
     with pytest.raises(ConfigError, match="own updates"):
         load_recipe(None, ["train.objective=wake-sleep", "train.beta=2"])
     with pytest.raises(ConfigError, match="discrete latents"):

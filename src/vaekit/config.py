@@ -268,13 +268,23 @@ class RunConfig:
             raise ConfigError("model.flow (planar layers on q(z|x)) is for image VAEs with a Gaussian z: use "
                               "model.arch = mlp or conv, model.latent_type = 'gaussian' and no train.free_bits "
                               "(free bits needs a per-dimension closed-form KL, which a flow has not)")
-        if self.model.hierarchy and (self.model.arch != "mlp" or self.model.latent_type != "gaussian"
-                                     or self.model.flow or self.train.free_bits
-                                     or self.train.objective not in ("elbo", "iwae")):
-            raise ConfigError("model.hierarchy (latent layers above z) is for the MLP image VAE with a Gaussian z, "
-                              "trained with train.objective = elbo or iwae: use model.arch = 'mlp', no model.flow and "
-                              "no train.free_bits (free bits needs a per-dimension closed-form KL, which a stack of "
+        if self.model.hierarchy and (self.model.arch != "mlp" or self.model.latent_type == "categorical"
+                                     or self.model.flow or self.train.free_bits):
+            raise ConfigError("model.hierarchy (latent layers above z) is for the MLP image model with Gaussian or "
+                              "binary (bernoulli) layers: use model.arch = 'mlp', no model.flow and no "
+                              "train.free_bits (free bits needs a per-dimension closed-form KL, which a stack of "
                               "layers has not)")
+        binary_stack = self.model.latent_type == "bernoulli"
+        if self.model.hierarchy and (self.train.objective not in (("wake-sleep", "rws", "iwae") if binary_stack
+                                                                  else ("elbo", "iwae"))
+                                     or (binary_stack and self.train.estimator != "auto")):
+            raise ConfigError(f"model.hierarchy with model.latent_type = {self.model.latent_type!r} trains with "
+                              + ("train.objective = 'wake-sleep', 'rws' or 'iwae' (VIMCO's gradient, with train.k "
+                                 ">= 2) and train.estimator = 'auto': a deep sigmoid belief net's binary layers have "
+                                 "no pathwise gradient, and the one-sample ELBO's KL between two chains has no "
+                                 "closed form for a score-function estimator" if binary_stack
+                                 else "train.objective = elbo or iwae")
+                              + f", not objective {self.train.objective!r} with estimator {self.train.estimator!r}")
         if not self.model.conv_channels or min(self.model.conv_channels) < 1:
             raise ConfigError(f"model.conv_channels = {list(self.model.conv_channels)}: one or more channel counts, "
                               "each at least 1 (e.g. [32, 64])")

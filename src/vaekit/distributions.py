@@ -47,14 +47,13 @@ class LayerChain(Distribution):
     with event shape ``(Z,)`` whose batch shape is that of its input's leading dimensions.
 
     ``rsample`` is pathwise when every layer's distribution is (Gaussians are), so the ELBO and the IWAE bound
-    differentiate through the whole chain. ``log_prob`` sums the layers' conditional log-densities at the given
+    differentiate through the whole chain; binary layers (a deep sigmoid belief net) only ``sample``. ``log_prob`` sums the layers' conditional log-densities at the given
     layers. ``mean`` is the *greedy* mean: each layer's mean given the mean of the layer before it. For
     nonlinear steps that is not ``E[z]`` of the upper layers (only of the first drawn); it is what reconstructions,
     active units and latent scatter plots use as a code.
     """
 
     arg_constraints: dict = {}
-    has_rsample = True
 
     def __init__(self, first: Distribution, steps: Sequence[Callable[[torch.Tensor], Distribution]],
                  sizes: Sequence[int], top_down: bool = False):
@@ -75,13 +74,21 @@ class LayerChain(Distribution):
             layers[index] = current = pick(step(current))
         return torch.cat(layers, dim=-1)
 
+    @property
+    def has_rsample(self) -> bool:  # type: ignore[override]
+        """Pathwise when the layers are (Gaussian layers are; binary layers are not): judged by the first layer."""
+        return self.first.has_rsample
+
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         """``(*sample_shape, *batch_shape, sum Z_l)``, differentiable with respect to every step's parameters."""
         return self._draw(self.first.rsample(sample_shape), lambda d: d.rsample())
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """Ancestral sampling, layer after layer (without gradients; binary layers draw 0/1 units)."""
         with torch.no_grad():
-            return self.rsample(sample_shape)
+            if self.has_rsample:
+                return self.rsample(sample_shape)
+            return self._draw(self.first.sample(sample_shape), lambda d: d.sample())
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """``log r_1(s_1) + sum_i log r_i(s_i | s_{i-1})`` at the layers of ``z`` (shape ``(..., sum Z_l)``)."""

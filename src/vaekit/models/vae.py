@@ -77,7 +77,7 @@ def build_model(config: ModelConfig, shape: tuple[int, int, int], likelihood: st
     if config.hierarchy:
         from .hierarchical import HierarchicalVAE
         return HierarchicalVAE(dim, config.hidden, (config.latent, *config.hierarchy), config.hierarchy_hidden,
-                               config.activation, likelihood)
+                               config.activation, likelihood, kind=config.latent_type, learn_prior=config.learn_prior)
     if config.arch == "m2":
         return M2(dim, classes=config.categories, latent=config.latent, hidden=config.hidden,
                   activation=config.activation, likelihood=likelihood)
