@@ -1,25 +1,28 @@
-"""Helmholtz machines on binarised MNIST: sigmoid belief nets of one and three binary layers, several algorithms.
+"""Helmholtz machines on binarised MNIST: sigmoid belief nets of one to three binary layers, several algorithms.
 
     python benchmarks/mnist_sbn.py --variant ws      # wake-sleep (Hinton et al. 1995)
     python benchmarks/mnist_sbn.py --variant rws     # reweighted wake-sleep, K = 5 (Bornschein & Bengio 2015)
     python benchmarks/mnist_sbn.py --variant nvil    # ELBO + score function + NVIL baseline (Mnih & Gregor 2014)
     python benchmarks/mnist_sbn.py --variant all
-    python benchmarks/mnist_sbn.py --layers 3 --variant rws --runs-dir benchmarks/runs/sbn   # SBN 200-200-200
-    python benchmarks/mnist_sbn.py --layers 3 --variant vimco                 # IWAE bound, K = 5, VIMCO gradient
+    python benchmarks/mnist_sbn.py --layers 3 --variant rws --runs-dir benchmarks/runs/sbn3   # SBN 200-200-200
+    python benchmarks/mnist_sbn.py --layers 3 --variant vimco|nvil|ws         # VIMCO: IWAE bound, K = 5
+    python benchmarks/mnist_sbn.py --layers 2 --variant nvil                  # SBN 200-200
 
-One layer: every variant is ``recipes/sbn200.toml`` with the overrides in ``VARIANTS``; three layers
-(``--layers 3``): ``recipes/sbn200x3.toml`` (SBN 200-200-200, linear maps) with those in ``DEEP_VARIANTS``. A run
-lives in ``<runs-dir>/<variant>/`` (``runs/sbn`` or ``runs/sbn3``) and resumes exactly when the command is repeated.
-Each is scored by the importance-sampled test NLL with its own recognition net as the proposal (K = ``--k``), and
-by the ELBO. Figures: ``mnist_sbn_<variant>_test_nll`` (the issue's names; ``mnist_sbn3_...`` for three layers),
-``_test_elbo`` and ``_train_minutes``. Anchors for three layers (K = 5): RWS 93.5, VIMCO 92.8 nats (Mnih & Rezende
-2016, as quoted in thu-ml/zhusuan pull request #21).
+``MODELS`` holds the nets: one layer is ``recipes/sbn200.toml``, two and three layers ``recipes/sbn200x3.toml``
+(linear maps both ways; two layers with ``model.hierarchy = [200]``), each variant adding its overrides. A run
+lives in ``<runs-dir>/<variant>/`` (default ``runs/sbn``, ``runs/sbn2``, ``runs/sbn3``) and resumes exactly when the
+command is repeated. Each is scored by the importance-sampled test NLL with its own recognition net as the proposal
+(K = ``--k``), and by the ELBO. Figures: ``mnist_sbn_<variant>_test_nll`` (the issue's names; ``mnist_sbn2_...``,
+``mnist_sbn3_...`` for the deep nets), ``_test_elbo`` and ``_train_minutes``. Anchors: Mnih & Gregor (2014) for one
+layer (wake-sleep 120.8, NVIL 113.1) and two (107.7, 99.8), as quoted in Yin & Zhou (2019), Table 2(a); for three
+layers at K = 5, RWS 93.5 and VIMCO 92.8 nats (Mnih & Rezende 2016, as quoted in thu-ml/zhusuan pull request #21).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,24 +34,36 @@ from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_sbn"
-MODELS = {  # layers: (recipe, figure prefix, description, variants)
-    1: ("sbn200", "mnist_sbn", "SBN 200 (784-200 recognition, 200-784 generative, learned prior biases)", {
-        "ws": ["train.objective=wake-sleep"],
-        "rws": ["train.objective=rws", "train.k=5"],
-        "nvil": ["train.objective=elbo", "train.estimator=score", "train.baseline=nvil"],
-    }),
-    3: ("sbn200x3", "mnist_sbn3", "SBN 200-200-200 (linear maps both ways, learned top biases)", {
-        "ws": ["train.objective=wake-sleep"],
-        "rws": ["train.objective=rws", "train.k=5"],
+@dataclass(frozen=True)
+class Net:
+    """One sigmoid belief net: its recipe (with ``overrides``), the name of its runs (``<name>_<variant>``) and the
+    prefix of its figures, and the algorithms it is trained with (recipe overrides by variant name)."""
+    recipe: str
+    overrides: tuple[str, ...]
+    name: str
+    prefix: str
+    description: str
+    variants: dict[str, list[str]]
+
+
+NVIL = ["train.objective=elbo", "train.estimator=score", "train.baseline=nvil"]
+DEEP = {"ws": ["train.objective=wake-sleep"], "rws": ["train.objective=rws", "train.k=5"],
         "vimco": ["train.objective=iwae", "train.k=5"],  # the IWAE bound with VIMCO's leave-one-out baselines
-    }),
+        "nvil": NVIL}  # no closed-form KL between chains: the learning signal is the whole MC ELBO
+MODELS = {  # by the number of binary layers of 200 units
+    1: Net("sbn200", (), "sbn200", "mnist_sbn", "SBN 200 (784-200 recognition, 200-784 generative, learned prior biases)",
+           {"ws": DEEP["ws"], "rws": DEEP["rws"], "nvil": NVIL}),
+    2: Net("sbn200x3", ("model.hierarchy=[200]",), "sbn200x2", "mnist_sbn2",
+           "SBN 200-200 (linear maps both ways, learned top biases)", DEEP),
+    3: Net("sbn200x3", (), "sbn200x3", "mnist_sbn3", "SBN 200-200-200 (linear maps both ways, learned top biases)", DEEP),
 }
 
 
 def run_variant(layers: int, name: str, k: int, epochs: int, runs_dir: str) -> None:
-    recipe, prefix, description, variants = MODELS[layers]
-    overrides = [*variants[name], f"name={recipe}_{name}"] + ([f"train.epochs={epochs}"] if epochs else [])
-    config = load_recipe(ROOT / "recipes" / f"{recipe}.toml", overrides)
+    net = MODELS[layers]
+    prefix, description = net.prefix, net.description
+    overrides = [*net.overrides, *net.variants[name]] + ([f"train.epochs={epochs}"] if epochs else [])
+    config = load_recipe(ROOT / "recipes" / f"{net.recipe}.toml", [*overrides, f"name={net.name}_{name}"])
     run_dir = ROOT / (runs_dir or f"runs/{prefix.removeprefix('mnist_')}") / name
     result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
     if result.interrupted:
@@ -59,7 +74,7 @@ def run_variant(layers: int, name: str, k: int, epochs: int, runs_dir: str) -> N
                + (f" --runs-dir {runs_dir}" if runs_dir else ""))
     status = training_status(report)
     notes = (f"{description}; {report['epochs']} epochs ({status}); importance-sampled with q(h|x), K = {k}; "
-             f"overrides {overrides[:-1]}"
+             f"overrides {overrides}"
              + (f"; active units {report['active_units_by_layer']} by layer" if report.get("active_units_by_layer")
                 else ""))
     record(SCRIPT, f"{prefix}_{name}_test_nll", report["nll"], "nats", command, notes)
@@ -72,14 +87,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, choices=sorted(MODELS), default=1, help="binary layers of 200 units")
     parser.add_argument("--variant", required=True,
-                        choices=sorted({*MODELS[1][3], *MODELS[3][3], "all"}))
+                        choices=sorted({name for net in MODELS.values() for name in net.variants} | {"all"}))
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the test NLL")
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
     parser.add_argument("--runs-dir", default="",
                         help="where the runs live, relative to the repository (default runs/sbn or runs/sbn3; "
                              "benchmarks/runs/sbn3 for runs longer than a session: their checkpoints are committed)")
     args = parser.parse_args()
-    variants = MODELS[args.layers][3]
+    variants = MODELS[args.layers].variants
     if args.variant != "all" and args.variant not in variants:
         parser.error(f"--variant {args.variant} is not one of the {args.layers}-layer variants: {', '.join(variants)}")
     for name in (variants if args.variant == "all" else [args.variant]):

@@ -177,10 +177,51 @@ def test_vimco_gradient_for_a_deep_sbn_matches_the_enumerated_gradient_of_the_tw
     assert ((mean - exact_grad).abs() < 4.5 * se + 1e-9).all()
 
 
-def test_a_deep_sigmoid_belief_net_trains_with_rws_through_the_one_trainer(tmp_path, tiny_images):
+def test_nvil_on_a_deep_sbn_is_unbiased_for_the_enumerated_elbo_gradient():
+    """No closed-form KL between two chains: the score function's learning signal is the whole Monte Carlo ELBO
+    log p(x, h) - log q(h|x) (Mnih & Gregor 2014). Its mean gradient (an NVIL baseline, unnormalised) against the
+    ELBO = sum over all 32 codes of q(h|x) (log p(x, h) - log q(h|x)), differentiated exactly."""
+    from vaekit.estimators import NVILBaseline, ScoreFunction
+    from vaekit.objectives import elbo
+
+    model, x = sbn(**DEEP)
+    x = x[:1]
+    params = list(model.parameters())
+    hs = every_binary_vector(5)[:, None, :]
+    log_q = model.encode(x).log_prob(hs)[:, 0]
+    log_joint = (model.decode(hs).log_prob(x) + model.prior().log_prob(hs))[:, 0]
+    exact = (log_q.exp() * (log_joint - log_q)).sum()
+    exact_grad = torch.cat([g.flatten() for g in torch.autograd.grad(exact, params)])
+    torch.manual_seed(0)
+    baseline = NVILBaseline(6, hidden=3, normalise=False).double()
+    n = 4000
+    terms = elbo(model, x.expand(n, -1), estimator=ScoreFunction(baseline))
+    assert abs(terms.bound.mean().item() - exact.item()) < 4 * (terms.bound.std() / n ** 0.5).item()
+    assert torch.allclose(terms.bound, terms.log_px_z - terms.kl)
+    draws = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(terms.loss[j], params, retain_graph=True)])
+                         for j in range(0, n, 10)])
+    mean, se = -draws.mean(0), draws.std(0) / len(draws) ** 0.5
+    assert ((mean - exact_grad).abs() < 4.5 * se + 1e-9).all()
+    # variance normalisation (NVIL's adaptive step) reaches a chain's score term; p's gradient is untouched
+    baseline.var.fill_(16.0)
+    baseline.eval()
+    for normalise in (False, True):
+        baseline.normalise = normalise
+        torch.manual_seed(1)
+        loss = elbo(model, x.expand(8, -1), estimator=ScoreFunction(baseline)).loss.sum()
+        g = torch.autograd.grad(loss, generative(model) + [*model.encoder.parameters()])
+        if not normalise:
+            plain = g
+    assert all(torch.equal(a, b) for a, b in zip(g[:len(generative(model))], plain[:len(generative(model))]))
+    assert not torch.allclose(g[-1], plain[-1])
+
+
+@pytest.mark.parametrize("algorithm", [["train.objective=rws", "train.k=3"],
+                                       ["train.estimator=score", "train.baseline=nvil"]], ids=["rws", "nvil"])
+def test_a_deep_sigmoid_belief_net_trains_through_the_one_trainer(tmp_path, tiny_images, algorithm):
     config = load_recipe(None, ["model.hidden=[]", "model.latent=8", "model.hierarchy=[4]", "model.hierarchy_hidden=[]",
-                                "model.latent_type=bernoulli", "model.learn_prior=true", "train.objective=rws",
-                                "train.k=3", "train.epochs=8", "train.batch_size=32", "train.lr=1e-2", "eval.k=10"])
+                                "model.latent_type=bernoulli", "model.learn_prior=true", *algorithm,
+                                "train.epochs=8", "train.batch_size=32", "train.lr=1e-2", "eval.k=10"])
     result = train(config, tmp_path / "deep", data=tiny_images, progress=False)
     import json
     lines = [json.loads(line) for line in (tmp_path / "deep" / "metrics.jsonl").read_text().splitlines()]
@@ -193,9 +234,12 @@ def test_a_deep_sigmoid_belief_net_trains_with_rws_through_the_one_trainer(tmp_p
 
 
 def test_wake_sleep_configuration_errors():
-    for wrong in (["train.estimator=score"], ["train.objective=elbo"]):  # binary layers: no pathwise gradient
-        with pytest.raises(ConfigError, match="'wake-sleep', 'rws' or 'iwae'"):
-            load_recipe(None, ["model.hierarchy=[4]", "model.latent_type=bernoulli", *wrong])
+    deep = ["model.hierarchy=[4]", "model.latent_type=bernoulli"]
+    for wrong in (["train.objective=elbo"], ["train.estimator=gumbel"], ["train.objective=rws", "train.estimator=score"],
+                  ["train.estimator=score", "train.capacity_max=5"]):  # binary layers: score functions only
+        with pytest.raises(ConfigError, match="'wake-sleep', 'rws', 'iwae'"):
+            load_recipe(None, [*deep, *wrong])
+    load_recipe(None, [*deep, "train.estimator=score", "train.baseline=nvil"])  # NVIL on a deep net
     with pytest.raises(ConfigError, match="own updates"):
         load_recipe(None, ["train.objective=wake-sleep", "train.beta=2"])
     with pytest.raises(ConfigError, match="discrete latents"):

@@ -275,16 +275,19 @@ class RunConfig:
                               "train.free_bits (free bits needs a per-dimension closed-form KL, which a stack of "
                               "layers has not)")
         binary_stack = self.model.latent_type == "bernoulli"
-        if self.model.hierarchy and (self.train.objective not in (("wake-sleep", "rws", "iwae") if binary_stack
-                                                                  else ("elbo", "iwae"))
-                                     or (binary_stack and self.train.estimator != "auto")):
-            raise ConfigError(f"model.hierarchy with model.latent_type = {self.model.latent_type!r} trains with "
-                              + ("train.objective = 'wake-sleep', 'rws' or 'iwae' (VIMCO's gradient, with train.k "
-                                 ">= 2) and train.estimator = 'auto': a deep sigmoid belief net's binary layers have "
-                                 "no pathwise gradient, and the one-sample ELBO's KL between two chains has no "
-                                 "closed form for a score-function estimator" if binary_stack
-                                 else "train.objective = elbo or iwae")
-                              + f", not objective {self.train.objective!r} with estimator {self.train.estimator!r}")
+        stack_estimators = {"elbo": ("score",) if self.train.baseline == "none" else ("auto", "score"),
+                            "iwae": ("auto",), "wake-sleep": ("auto",), "rws": ("auto",)}
+        if self.model.hierarchy and binary_stack and (self.train.estimator not in stack_estimators.get(
+                self.train.objective, ()) or self.train.capacity_max):
+            raise ConfigError("model.hierarchy with binary layers (a deep sigmoid belief net) trains with "
+                              "train.objective = 'wake-sleep', 'rws', 'iwae' (VIMCO's gradient, train.k >= 2) or "
+                              "'elbo' with train.estimator = 'score' (NVIL with train.baseline = 'nvil'): binary "
+                              "layers have no pathwise or relaxed gradient, and no train.capacity_max (the KL between "
+                              f"two chains has no closed form); not objective {self.train.objective!r} with estimator "
+                              f"{self.train.estimator!r}")
+        if self.model.hierarchy and not binary_stack and self.train.objective not in ("elbo", "iwae"):
+            raise ConfigError("model.hierarchy with Gaussian layers trains with train.objective = elbo or iwae, not "
+                              f"{self.train.objective!r}")
         if not self.model.conv_channels or min(self.model.conv_channels) < 1:
             raise ConfigError(f"model.conv_channels = {list(self.model.conv_channels)}: one or more channel counts, "
                               "each at least 1 (e.g. [32, 64])")

@@ -172,24 +172,31 @@ class ScoreFunction(nn.Module):
             signal = value.detach()
         else:
             signal, aux = self.baseline(value.detach(), x)
-        surrogate = value + signal.detach() * q.log_prob(z)
+        log_q = q.log_prob(z)
         scale = getattr(self.baseline, "encoder_scale", lambda: None)()
-        if scale is not None and torch.is_grad_enabled():
-            _scale_gradients(q, 1.0 / scale.detach())
+        if scale is not None and torch.is_grad_enabled() and not _scale_gradients(q, 1.0 / scale.detach()):
+            if log_q.requires_grad:  # a chain of layers: scale the score term itself (the signal, as Mnih & Gregor)
+                factor = 1.0 / scale.detach()
+                log_q.register_hook(lambda grad: grad * factor)
+        surrogate = value + signal.detach() * log_q
         if samples > 1:
             value, surrogate = value.mean(0), surrogate.mean(0)
             aux = None if aux is None else aux.mean(0)
         return Estimate(value, surrogate, z, aux)
 
 
-def _scale_gradients(q: Distribution, factor: torch.Tensor) -> None:
-    """Multiply every gradient that flows back into ``q``'s parameter tensors by ``factor``."""
+def _scale_gradients(q: Distribution, factor: torch.Tensor) -> bool:
+    """Multiply every gradient that flows back into ``q``'s parameter tensors by ``factor``; False (nothing done)
+    for a posterior without such tensors (a chain of layers computes them anew in each ``log_prob``)."""
     base = q.base_dist if isinstance(q, Independent) else q
     names = ("logits",) if isinstance(base, (OneHotCategorical, Bernoulli)) else ("loc", "scale")
+    if not all(hasattr(base, name) for name in names):
+        return False
     for name in names:  # the tensors every log-probability, sample score and KL of ``q`` is computed from
         tensor = getattr(base, name)
         if tensor.requires_grad:
             tensor.register_hook(lambda grad: grad * factor)
+    return True
 
 
 def relax(q: Distribution, temperature: float | torch.Tensor) -> Distribution:

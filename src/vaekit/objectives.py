@@ -102,6 +102,8 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     if estimator is None:
         from .estimators import Pathwise, ScoreFunction
         estimator = Pathwise() if q.has_rsample else ScoreFunction()
+    if not q.has_rsample and not has_closed_form_kl(q, prior):
+        return _elbo_score_function_whole(model, x, q, prior, beta, samples, estimator, penalty, capacity)
     estimate = estimator(q, lambda z: model.decode(z).log_prob(x), x, samples=samples)
     kl = kl_term(q, prior, estimate.z)
     bound = estimate.value - kl
@@ -111,6 +113,40 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     if auxiliary is not None:
         loss = loss + auxiliary(estimate.z)
     return Terms(loss=loss, bound=bound, log_px_z=estimate.value, kl=kl)
+
+
+def has_closed_form_kl(q: Distribution, p: Distribution) -> bool:
+    """Whether ``KL(q || p)`` has a closed form (a chain of layers, :class:`vaekit.distributions.LayerChain`, has
+    none; a planar flow offers its own estimator, which counts here)."""
+    if hasattr(q, "kl_estimate"):
+        return True
+    try:
+        kl_term(q, p)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def _elbo_score_function_whole(model, x, q, prior, beta, samples, estimator, penalty, capacity) -> Terms:
+    """The ELBO of a discrete posterior whose KL has no closed form (a deep sigmoid belief net's chain): the
+    score-function estimator's learning signal is the whole Monte Carlo ELBO ``log p(x|z) + beta (log p(z) -
+    log q(z|x))``, as Mnih & Gregor (2014, eq. 6) write NVIL's ``l(x, h) = log p(x, h) - log q(h|x)``. The direct
+    gradient of ``-log q(z|x)`` in it has expectation zero; that of ``log p(z)`` trains the prior."""
+    if penalty is not None or capacity is not None:
+        raise ValueError("free bits and a KL capacity need a closed-form KL, which a chain of layers has not")
+    parts = {}
+
+    def signal(z):
+        parts["log_px_z"] = log_px_z = model.decode(z).log_prob(x)
+        parts["kl"] = kl = q.log_prob(z) - prior.log_prob(z)
+        return log_px_z - beta * kl
+
+    estimate = estimator(q, signal, x, samples=samples)
+    log_px_z, kl = parts["log_px_z"].detach(), parts["kl"].detach()
+    if samples > 1:
+        log_px_z, kl = log_px_z.mean(0), kl.mean(0)
+    loss = -estimate.surrogate if estimate.aux_loss is None else -estimate.surrogate + estimate.aux_loss
+    return Terms(loss=loss, bound=log_px_z - kl, log_px_z=log_px_z, kl=kl)
 
 
 def log_weights(model, x: torch.Tensor, k: int, q: Distribution | None = None) -> torch.Tensor:
