@@ -42,9 +42,10 @@ lane_a() {  # issue 4's runs (each resumes exactly from benchmarks/runs/; a fini
             --lr-schedule cosine --runs-dir benchmarks/runs/ssl
     done
     # reweighted wake-sleep on the three-layer SBN 200-200-200 (anchor: Mnih & Rezende 2016, 93.5 nats at K = 5),
-    # then VIMCO on the same net (their 92.8); 500 epochs, ~6 h each on one core
-    python benchmarks/mnist_sbn.py --layers 3 --variant rws --runs-dir benchmarks/runs/sbn3
-    python benchmarks/mnist_sbn.py --layers 3 --variant vimco --runs-dir benchmarks/runs/sbn3
+    # then the same net with NVIL (one sample: a few hours) and VIMCO (their 92.8); 500 epochs, ~6 h for K = 5
+    for variant in rws nvil vimco; do
+        python benchmarks/mnist_sbn.py --layers 3 --variant "$variant" --runs-dir benchmarks/runs/sbn3
+    done
     # the grey-feature M1+M2 columns at 1000 and 3000 labels (binarised features: 3.44 / 2.83%, paper 2.40 / 2.18)
     for labels in 1000 3000; do
         python benchmarks/mnist_ssl.py --model m1m2 --labels "$labels" --seeds 0 1 2 --active-only --m1-epochs 500 \
