@@ -47,10 +47,10 @@ class LayerChain(Distribution):
     with event shape ``(Z,)`` whose batch shape is that of its input's leading dimensions.
 
     ``rsample`` is pathwise when every layer's distribution is (Gaussians are), so the ELBO and the IWAE bound
-    differentiate through the whole chain; binary layers (a deep sigmoid belief net) only ``sample``. ``log_prob`` sums the layers' conditional log-densities at the given
-    layers. ``mean`` is the *greedy* mean: each layer's mean given the mean of the layer before it. For
-    nonlinear steps that is not ``E[z]`` of the upper layers (only of the first drawn); it is what reconstructions,
-    active units and latent scatter plots use as a code.
+    differentiate through the whole chain; binary layers (a deep sigmoid belief net) only ``sample``. ``log_prob``
+    sums the layers' conditional log-densities at the given layers. ``mean`` is the *greedy* mean: each layer's
+    mean given the mean of the layer before it. For nonlinear steps that is not ``E[z]`` of the upper layers (only
+    of the first drawn); it is what reconstructions, active units and latent scatter plots use as a code.
     """
 
     arg_constraints: dict = {}

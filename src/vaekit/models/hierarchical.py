@@ -1,6 +1,6 @@
 """Stacked latent layers: the hierarchical VAE (Burda et al. 2016, Sec. 5) and the deep sigmoid belief net.
 
-    prior    p(z)   = p(z_L) p(z_{L-1} | z_L) ... p(z_1 | z_2)                              :meth:`HierarchicalVAE.prior`
+    prior    p(z)   = p(z_L) p(z_{L-1} | z_L) ... p(z_1 | z_2)                          :meth:`HierarchicalVAE.prior`
     encoder  q(z|x) = q(z_1 | x) q(z_2 | z_1) ... q(z_L | z_{L-1})                     :meth:`HierarchicalVAE.encode`
     decoder  p(x|z) = p(x | z_1)                                                        :meth:`HierarchicalVAE.decode`
 
@@ -16,8 +16,9 @@ for it, against 86.76 and 85.54 with one stochastic layer.
 Bernoulli(1/2). With no hidden layers (``model.hidden = []``, ``model.hierarchy_hidden = []``) every map is linear:
 the deep sigmoid belief net with its Helmholtz-machine recognition network of Mnih & Gregor (2014), Bornschein &
 Bengio (2015) and Mnih & Rezende (2016), e.g. SBN 200-200-200 (``recipes/sbn200x3.toml``). Binary units have no
-pathwise gradient: such a stack trains with wake-sleep or reweighted wake-sleep (:mod:`vaekit.wake_sleep`), which
-only draw from and score the chains.
+pathwise gradient: such a stack trains with wake-sleep or reweighted wake-sleep (:mod:`vaekit.wake_sleep`), with
+the IWAE bound and VIMCO's leave-one-out baselines, or with the ELBO and a score-function estimator (NVIL), all of
+which only draw from and score the chains.
 
 ``z`` is the concatenation ``[z_1, ..., z_L]`` and prior and posterior are :class:`vaekit.distributions.LayerChain`
 objects, so the ELBO, the IWAE bound and the importance-sampled NLL of :mod:`vaekit.objectives` apply unchanged:
@@ -78,8 +79,8 @@ class HierarchicalVAE(VAE):
         self.sizes = sizes
         self.up = nn.ModuleList(ConditionalLayer(a, layer_hidden, layer(b), activation)        # q(z_{l+1} | z_l)
                                 for a, b in zip(sizes[:-1], sizes[1:]))
-        self.down = nn.ModuleList(ConditionalLayer(b, tuple(reversed(layer_hidden)), layer(a), activation)  # p(z_l | z_{l+1})
-                                  for a, b in zip(sizes[:-1], sizes[1:]))
+        self.down = nn.ModuleList(ConditionalLayer(b, tuple(reversed(layer_hidden)), layer(a), activation)
+                                  for a, b in zip(sizes[:-1], sizes[1:]))                     # p(z_l | z_{l+1})
         if learn_prior:
             self.prior_logits = nn.Parameter(torch.zeros(sizes[-1]))
 
