@@ -46,6 +46,10 @@ lane_a() {  # issue 4's runs (each resumes exactly from benchmarks/runs/; a fini
     for variant in rws nvil vimco; do
         python benchmarks/mnist_sbn.py --layers 3 --variant "$variant" --runs-dir benchmarks/runs/sbn3
     done
+    # Mnih & Gregor's (2014) two-layer SBN 200-200 by wake-sleep and NVIL (their 107.7 and 99.8; ~2 h each)
+    for variant in ws nvil; do
+        python benchmarks/mnist_sbn.py --layers 2 --variant "$variant" --runs-dir benchmarks/runs/sbn2
+    done
     # the grey-feature M1+M2 columns at 1000 and 3000 labels (binarised features: 3.44 / 2.83%, paper 2.40 / 2.18)
     for labels in 1000 3000; do
         python benchmarks/mnist_ssl.py --model m1m2 --labels "$labels" --seeds 0 1 2 --active-only --m1-epochs 500 \
