@@ -244,3 +244,14 @@ def test_wake_sleep_configuration_errors():
         load_recipe(None, ["train.objective=wake-sleep", "train.beta=2"])
     with pytest.raises(ConfigError, match="discrete latents"):
         load_recipe(None, ["model.learn_prior=true"])
+
+
+@pytest.mark.parametrize("algorithm", [["train.objective=rws", "train.k=3"],
+                                       ["train.estimator=score", "train.baseline=nvil"]], ids=["rws", "nvil"])
+def test_a_deep_sigmoid_belief_net_resumes_exactly(train_split_and_whole, algorithm):
+    """Half the epochs, stop, resume: the same parameters bit for bit as one run (the chains' draws come from the
+    saved generator state; NVIL's baseline net and running moments are in the checkpoint)."""
+    whole, _ = train_split_and_whole(["model.hidden=[]", "model.latent=8", "model.hierarchy=[4]",
+                                      "model.hierarchy_hidden=[]", "model.latent_type=bernoulli",
+                                      "model.learn_prior=true", *algorithm, "train.batch_size=32", "eval.k=5"], epochs=4)
+    assert whole.model.sizes == (8, 4)
