@@ -34,6 +34,8 @@ from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_sbn"
+
+
 @dataclass(frozen=True)
 class Net:
     """One sigmoid belief net: its recipe (with ``overrides``), the name of its runs (``<name>_<variant>``) and the
@@ -91,8 +93,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the test NLL")
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
     parser.add_argument("--runs-dir", default="",
-                        help="where the runs live, relative to the repository (default runs/sbn or runs/sbn3; "
-                             "benchmarks/runs/sbn3 for runs longer than a session: their checkpoints are committed)")
+                        help="where the runs live, relative to the repository (default runs/sbn, runs/sbn2 or runs/sbn3; "
+                             "benchmarks/runs/sbn<L> for runs longer than a session: their checkpoints are committed)")
     args = parser.parse_args()
     variants = MODELS[args.layers].variants
     if args.variant != "all" and args.variant not in variants:
