@@ -42,7 +42,7 @@ lane_a() {  # issue 4's runs (each resumes exactly from benchmarks/runs/; a fini
             --lr-schedule cosine --runs-dir benchmarks/runs/ssl
     done
     # reweighted wake-sleep on the three-layer SBN 200-200-200 (anchor: Mnih & Rezende 2016, 93.5 nats at K = 5),
-    # then the same net with NVIL (one sample: a few hours) and VIMCO (their 92.8); 500 epochs, ~6 h for K = 5
+    # then the same net with NVIL (one sample: faster) and VIMCO (their 92.8); 500 epochs, ~4 h for K = 5
     for variant in rws nvil vimco; do
         python benchmarks/mnist_sbn.py --layers 3 --variant "$variant" --runs-dir benchmarks/runs/sbn3
     done
