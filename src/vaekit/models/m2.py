@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, OneHotCategorical
 
@@ -51,9 +52,15 @@ class M2(nn.Module):
         return OneHotCategorical(logits=full_precision(self.classifier(x)), validate_args=False)
 
     def encode_z(self, x: torch.Tensor, y: torch.Tensor) -> Distribution:
-        """``q(z|x, y)`` for ``x`` ``(..., D)`` and ``y`` ``(..., C)`` (broadcast): event ``(Z,)``."""
-        shape = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-        return diagonal_gaussian(self.z_encoder(torch.cat([x.expand(*shape, -1), y.expand(*shape, -1)], -1)))
+        """``q(z|x, y)`` for ``x`` ``(..., D)`` and ``y`` ``(..., C)`` (broadcast): event ``(Z,)``.
+
+        The first layer of the network on ``[x, y]`` is ``W_x x + W_y y + b``: its x part is computed once per
+        image and broadcast over the values of y, so summing y out exactly (C copies of every image) does not
+        multiply the encoder's largest product by C."""
+        first = self.z_encoder[0]
+        d = x.shape[-1]
+        hidden = F.linear(x, first.weight[:, :d], first.bias) + F.linear(y, first.weight[:, d:])
+        return diagonal_gaussian(self.z_encoder[1:](hidden))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> Distribution:
         """``p(x|y, z)`` for ``z`` ``(..., Z)`` and ``y`` ``(..., C)``: event ``(D,)``."""
