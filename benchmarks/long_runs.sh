@@ -84,6 +84,7 @@ lane_b() {  # issue 3's PTB runs
 stop() {  # SIGTERM makes each run write its checkpoint and exit (a K = 500 scoring keeps what it has scored in
           # the run's eval_partial_*.pt every minute); wait for them, then say what to commit
     pattern='benchmarks/(mnist_burda|ptb_table|mnist_ssl|mnist_sbn)\.py'
+    pkill -CONT -f "$pattern" 2>/dev/null || true   # a run paused with SIGSTOP (e.g. for a speed measurement)
     pkill -TERM -f "$pattern" || { echo "no long run is running"; return 0; }
     pkill -f 'long_runs\.sh (a|b)$' 2>/dev/null || true   # the lanes' sh would start their next run
     for _ in $(seq 1 120); do
