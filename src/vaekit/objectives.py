@@ -88,7 +88,9 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     differentiated (for a score-function estimator a surrogate, plus a learned baseline's own loss).
     With ``capacity = C`` the loss is ``-(E_q[log p(x|z)] - beta |KL - C|)`` (controlled capacity,
     Burgess et al. 2018, eq. 8; beta is their gamma); the bound is unchanged. ``auxiliary(z)`` adds a
-    per-example loss at the sampled z that is not part of the bound (e.g. a bag-of-words loss).
+    per-example loss at the sampled z that is not part of the bound (e.g. a bag-of-words loss). For a discrete
+    posterior whose KL has no closed form (the chain of a deep sigmoid belief net) the whole Monte Carlo ELBO is
+    the score function's learning signal (:func:`_elbo_score_function_whole`).
     """
     q = model.encode(x)
     prior = model.prior()
