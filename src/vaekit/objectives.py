@@ -104,10 +104,14 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     if estimator is None:
         from .estimators import Pathwise, ScoreFunction
         estimator = Pathwise() if q.has_rsample else ScoreFunction()
-    if not q.has_rsample and not has_closed_form_kl(q, prior):
-        return _elbo_score_function_whole(model, x, q, prior, beta, samples, estimator, penalty, capacity)
+    closed_kl = None
+    if not q.has_rsample:  # a discrete z: its KL in closed form, or (a chain of layers) inside the learning signal
+        try:
+            closed_kl = kl_term(q, prior)
+        except NotImplementedError:
+            return _elbo_score_function_whole(model, x, q, prior, beta, samples, estimator, penalty, capacity)
     estimate = estimator(q, lambda z: model.decode(z).log_prob(x), x, samples=samples)
-    kl = kl_term(q, prior, estimate.z)
+    kl = closed_kl if closed_kl is not None else kl_term(q, prior, estimate.z)
     bound = estimate.value - kl
     loss = -(estimate.surrogate - beta * _penalty(kl, penalty, capacity))
     if estimate.aux_loss is not None:
@@ -115,18 +119,6 @@ def elbo(model, x, beta: float = 1.0, samples: int = 1, estimator=None, free_bit
     if auxiliary is not None:
         loss = loss + auxiliary(estimate.z)
     return Terms(loss=loss, bound=bound, log_px_z=estimate.value, kl=kl)
-
-
-def has_closed_form_kl(q: Distribution, p: Distribution) -> bool:
-    """Whether ``KL(q || p)`` has a closed form (a chain of layers, :class:`vaekit.distributions.LayerChain`, has
-    none; a planar flow offers its own estimator, which counts here)."""
-    if hasattr(q, "kl_estimate"):
-        return True
-    try:
-        kl_term(q, p)
-    except NotImplementedError:
-        return False
-    return True
 
 
 def _elbo_score_function_whole(model, x, q, prior, beta, samples, estimator, penalty, capacity) -> Terms:
