@@ -27,7 +27,8 @@ def batch_of(sents):
 
 @pytest.mark.parametrize("options", [dict(), dict(bidirectional=True, z_every_input=True),
                                      dict(tie_embeddings=True, z_to_initial_state=False, z_every_input=True),
-                                     dict(inputless=True), dict(dropout=0.5)])  # dropout: off in eval mode
+                                     dict(inputless=True), dict(dropout=0.5),  # dropout: off in eval mode
+                                     dict(weight_drop=0.5)])
 def test_a_sentence_scores_the_same_in_a_padded_batch_as_alone(options):
     torch.manual_seed(0)
     model = SentenceVAE(SentenceVAEConfig(VOCAB, embedding=8, hidden=12, latent=3, **options)).eval()
@@ -98,6 +99,44 @@ def test_dropout_acts_in_training_only():
     assert not torch.allclose(model.decode(z).log_prob(batch), model.decode(z).log_prob(batch))
     model.eval()
     assert torch.equal(model.decode(z).log_prob(batch), model.decode(z).log_prob(batch))
+
+
+def test_weight_drop_masks_the_recurrent_weights_once_per_pass_in_training_only():
+    """DropConnect (Merity et al. 2018): one mask on weight_hh for every time step and sentence of a pass; the
+    same pass as an nn.LSTM whose weight_hh is F.dropout(weight_hh) under the same random state; none in eval."""
+    from vaekit.nets.recurrent import LSTM
+
+    torch.manual_seed(0)
+    lstm = LSTM(4, 6, batch_first=True, weight_drop=0.5)
+    plain = torch.nn.LSTM(4, 6, batch_first=True)
+    plain.load_state_dict(lstm.state_dict())
+    x = torch.randn(3, 9, 4)
+    lstm.train()
+    torch.manual_seed(1)
+    out, _ = lstm(x)
+    torch.manual_seed(1)
+    masked = torch.nn.functional.dropout(plain.weight_hh_l0, 0.5)
+    assert (masked == 0).any() and not (masked == 0).all()
+    with torch.no_grad():
+        plain.weight_hh_l0.copy_(masked)
+    assert torch.allclose(out, plain(x)[0], atol=1e-6)
+    out.sum().backward()  # the gradient reaches the parameter through the mask: zero where a weight was dropped
+    grad = lstm.weight_hh_l0.grad
+    assert (grad[masked == 0] == 0).all() and (grad[masked != 0] != 0).all()
+    lstm.eval()
+    plain.load_state_dict(lstm.state_dict())
+    assert torch.equal(lstm(x)[0], plain(x)[0])
+    assert lstm.weight_hh_l0 is lstm._flat_weights[lstm._flat_weights_names.index("weight_hh_l0")]  # restored
+
+
+def test_weight_drop_out_of_range_is_refused_with_the_range():
+    from vaekit.config import ConfigError, RunConfig, load_recipe
+
+    with pytest.raises(ConfigError, match="weight_drop"):
+        load_recipe(None, ["data.name=ptb", "model.arch=lstm", "model.weight_drop=1.0"])
+    with pytest.raises(ConfigError, match="sentence models"):
+        load_recipe(None, ["model.weight_drop=0.5"])
+    assert RunConfig().model.weight_drop == 0
 
 
 def test_bag_of_words_loss_is_the_words_log_likelihood_under_one_softmax_and_leaves_the_bound_alone():

@@ -84,6 +84,8 @@ class ModelConfig:
     inputless: bool = False          # the decoder sees no words, only <s> and <unk> (the paper's variant)
     tie_embeddings: bool = False     # output layer shares the embedding matrix
     dropout: float = 0.0             # dropout on embeddings and LSTM outputs (Zaremba et al. 2014); 0 = off
+    weight_drop: float = 0.0         # DropConnect on the decoder LSTM's hidden-to-hidden weights while training
+                                     # (Merity et al. 2018's weight-dropped LSTM); 0 = off
     learn_prior: bool = False        # discrete z: learn the prior's logits (a sigmoid belief net's top biases)
     prior_network: bool = True       # cvae, conditional lstm: a learned prior p(z|c) (False: N(0, I))
     bag_of_words: bool = False       # lstm: auxiliary bag-of-words loss from z (Zhao et al. 2017) against collapse
@@ -336,6 +338,11 @@ class RunConfig:
             raise ConfigError(f"model.dropout = {self.model.dropout}: must be in [0, 1)")
         if self.model.dropout and not text_arch:
             raise ConfigError("model.dropout applies to sentence models (model.arch = lstm | lstm-lm)")
+        if not 0 <= self.model.weight_drop < 1:
+            raise ConfigError(f"model.weight_drop = {self.model.weight_drop}: must be in [0, 1) (Merity et al. use 0.5)")
+        if self.model.weight_drop and not text_arch:
+            raise ConfigError("model.weight_drop applies to the LSTM decoder of sentence models (model.arch = lstm | "
+                              "lstm-lm)")
         if text_arch and self.model.latent_type != "gaussian":
             raise ConfigError("sentence models have a Gaussian z: set model.latent_type = 'gaussian'")
         if self.train.capacity_max < 0 or (self.train.capacity_max and (self.train.objective != "elbo"

@@ -73,7 +73,7 @@ def build_sentence_model(config: ModelConfig, vocab: Vocab, conditions: int = 0)
         latent=config.latent, bidirectional=config.bidirectional, z_to_initial_state=config.z_to_initial_state,
         z_every_input=config.z_every_input, inputless=config.inputless, tie_embeddings=config.tie_embeddings,
         unk_id=vocab.unk, bos_id=vocab.bos, eos_id=vocab.eos, language_model=config.arch == "lstm-lm",
-        dropout=config.dropout, bag_of_words=config.bag_of_words, conditions=conditions,
+        dropout=config.dropout, weight_drop=config.weight_drop, bag_of_words=config.bag_of_words, conditions=conditions,
         condition_embedding=config.condition_embedding, prior_network=config.prior_network))
 
 

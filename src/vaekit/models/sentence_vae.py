@@ -88,6 +88,7 @@ class SentenceVAEConfig:
     tie_embeddings: bool = False      # output layer shares the embedding matrix (needs a projection H -> E)
     language_model: bool = False      # no encoder and no z: the LSTM language model with the same decoder
     dropout: float = 0.0              # on embeddings and LSTM outputs, training only (Zaremba et al. 2014)
+    weight_drop: float = 0.0          # DropConnect on the decoder LSTM's recurrent weights (Merity et al. 2018)
     bag_of_words: bool = False        # an auxiliary head predicting the sentence's words from z (Zhao et al. 2017)
     conditions: int = 0               # labels c the model is conditioned on (0: unconditional)
     condition_embedding: int = 16     # size of the label embedding e_c
@@ -156,7 +157,7 @@ class SentenceVAE(nn.Module):
             self.to_posterior = nn.Linear(directions * c.hidden + label_dim, 2 * c.latent)
         self.to_state = nn.Linear(code_dim, 2 * c.hidden) if c.z_to_initial_state and code_dim else None
         decoder_in = c.embedding + (code_dim if c.z_every_input else 0)
-        self.decoder = LSTM(decoder_in, c.hidden, batch_first=True)
+        self.decoder = LSTM(decoder_in, c.hidden, batch_first=True, weight_drop=c.weight_drop)
         if c.tie_embeddings:
             self.project = nn.Linear(c.hidden, c.embedding)
             self.output_bias = nn.Parameter(torch.zeros(c.vocab_size))

@@ -10,6 +10,12 @@ step stays in bfloat16.
 
 Shapes and arguments are ``torch.nn.LSTM``'s; the parameters and the state dict are the same, so checkpoints
 move freely between the two classes.
+
+``weight_drop`` adds DropConnect on the hidden-to-hidden weights (Merity et al. 2018, "Regularizing and
+Optimizing LSTM Language Models", Sec. 2; Wan et al. 2013): while training, each forward pass multiplies every
+``weight_hh_l<k>`` by a fresh Bernoulli(1 - p) mask scaled by 1 / (1 - p), one mask for the whole batch and every
+time step, so the recurrence itself is regularised without touching the fast fused kernels (the masked matrix is
+handed to the same ``nn.LSTM`` call). In evaluation the weights are used as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
@@ -53,9 +60,27 @@ def _cpu_autocast_in_bfloat16() -> bool:
 
 class LSTM(nn.LSTM):
     """``torch.nn.LSTM`` that falls back to a float32 recurrence under CPU bfloat16 autocast where the CPU has no
-    bfloat16 LSTM primitive (see the module docstring). Everywhere else it is ``nn.LSTM`` unchanged."""
+    bfloat16 LSTM primitive, with optional DropConnect on its recurrent weights (``weight_drop``; see the module
+    docstring). With ``weight_drop = 0`` and no such fallback it is ``nn.LSTM`` unchanged."""
+
+    def __init__(self, *args, weight_drop: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 0 <= weight_drop < 1:
+            raise ValueError(f"weight_drop = {weight_drop}: must be in [0, 1)")
+        self.weight_drop = weight_drop
 
     def forward(self, input, hx=None):  # noqa: A002 -- nn.LSTM's own argument name
+        if not (self.training and self.weight_drop):
+            return self._forward(input, hx)
+        kept = self._flat_weights  # nn.LSTM's forward reads its weights from this list
+        self._flat_weights = [F.dropout(w, self.weight_drop) if name.startswith("weight_hh") else w
+                              for w, name in zip(kept, self._flat_weights_names)]
+        try:
+            return self._forward(input, hx)
+        finally:
+            self._flat_weights = kept
+
+    def _forward(self, input, hx):  # noqa: A002
         if _cpu_autocast_in_bfloat16() and not bfloat16_lstm_available():
             with torch.autocast("cpu", enabled=False):
                 return super().forward(_float32(input), _float32(hx))
