@@ -72,6 +72,12 @@ lane_b() {  # issue 3's PTB runs
     # then the LM of the same decoder under the same schedule: the baseline the VAE must beat
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant lm --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_lm --precision "$(precision)"
+    # the weight-dropped 512-unit decoder (recipes/ptb_vae_awd.toml: Merity et al.'s DropConnect on the recurrent
+    # weights, texar's schedule): its LM first (our LMs stall at 103.2-103.4 test nats), then its free-bits VAE
+    python benchmarks/ptb_table.py --recipe recipes/ptb_vae_awd.toml --variant lm --threads 1 \
+        --run-dir benchmarks/runs/ptb_awd_lm --precision "$(precision)"
+    python benchmarks/ptb_table.py --recipe recipes/ptb_vae_awd.toml --variant vae_freebits --threads 1 \
+        --run-dir benchmarks/runs/ptb_awd_vae_freebits --precision "$(precision)"
     # and the VAE without free bits (its committed checkpoint is epoch 21, validation ELBO -107.87, KL 0.70 nats)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_vae --precision "$(precision)"
