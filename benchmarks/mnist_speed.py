@@ -226,6 +226,7 @@ def main() -> None:
         ours += vaekit_epochs(args.epochs, data)
         print(f"repeat {r + 1}: reference {ref[-1]:.0f} ex/s, vaekit {ours[-args.epochs:]}", file=sys.stderr)
     ref_speed, our_speed = statistics.median(ref), statistics.median(ours)
+    per_repeat = [statistics.median(ours[r * args.epochs:(r + 1) * args.epochs]) / ref[r] for r in range(args.repeats)]
     phases = step_breakdown(data)
 
     gemm_s = gemm_only_step_seconds(BATCH)
@@ -236,7 +237,9 @@ def main() -> None:
     common = f"784-400-20 ReLU VAE, batch {BATCH}, fp32, {threads} torch threads"
     record(SCRIPT, "mnist_train_speedup_vs_reference", our_speed / ref_speed, "ratio", command,
            f"{common}; vaekit trainer {our_speed:.0f} ex/s vs DataLoader reference {ref_speed:.0f} ex/s "
-           f"(medians of {len(ours)} vaekit epochs and {len(ref)} reference runs, alternated in one process)")
+           f"(medians of {len(ours)} vaekit epochs and {len(ref)} reference runs, alternated in one process); "
+           f"ratio per alternation {', '.join(f'{x:.2f}' for x in per_repeat)} (a machine whose speed changes "
+           "while the benchmark runs shows here)")
     record(SCRIPT, "mnist_train_examples_per_s", our_speed, "examples/s", command, common)
     record(SCRIPT, "mnist_reference_examples_per_s", ref_speed, "examples/s", command, common)
     record(SCRIPT, "mnist_train_gemm_ceiling_examples_per_s", ceiling, "examples/s", command,
