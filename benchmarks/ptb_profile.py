@@ -10,7 +10,8 @@ rest. (2) The output layer alone, forward and backward over ``--tokens`` decoder
 real tokens in a batch of 32 sentences): autograd through ``F.linear`` + ``F.cross_entropy`` against
 :func:`vaekit.nets.softmax_output.linear_token_nll`, alternated, medians of ``--repeats``. (3) The logits
 GEMM alone: ``addmm`` with the bias, and one GEMM of ``[h | 1]`` and ``[W | b]`` (what ``linear_token_nll``
-does), each as a ratio to the bias-free ``mm``.
+did until 2026-12-07; it now also pads the rows to a multiple of 16 columns,
+:func:`vaekit.nets.softmax_output.aligned_logits`), each as a ratio to the bias-free ``mm``.
 """
 
 from __future__ import annotations
