@@ -31,10 +31,9 @@ precision() {  # bfloat16 where this CPU multiplies in it natively (AMX, AVX512-
 
 lane_a() {  # issue 4's runs (each resumes exactly from benchmarks/runs/; a finished one is only scored again)
     # (M1+M2 on grey-level features at 100 and 600 labels finished on 2026-12-07: BENCHMARKS semi-supervised items)
-    # reweighted wake-sleep on the three-layer SBN 200-200-200 (anchor: Mnih & Rezende 2016, 93.5 nats at K = 5),
-    # 500 epochs, ~4 h for K = 5; then Mnih & Gregor's (2014) two-layer SBN 200-200 by wake-sleep and NVIL (their
-    # 107.7 and 99.8; ~2 h each), then the 3-layer net with VIMCO (their 92.8) and NVIL
-    python benchmarks/mnist_sbn.py --layers 3 --variant rws --runs-dir benchmarks/runs/sbn3
+    # (the three-layer SBN 200-200-200 by reweighted wake-sleep finished on 2026-12-07: 92.6 nats, BENCHMARKS.md)
+    # Mnih & Gregor's (2014) two-layer SBN 200-200 by wake-sleep and NVIL (their 107.7 and 99.8; ~2 h each), then
+    # the three-layer net with VIMCO (Mnih & Rezende's 92.8 at K = 5) and NVIL
     for variant in ws nvil; do
         python benchmarks/mnist_sbn.py --layers 2 --variant "$variant" --runs-dir benchmarks/runs/sbn2
     done
