@@ -15,7 +15,9 @@ move freely between the two classes.
 Optimizing LSTM Language Models", Sec. 2; Wan et al. 2013): while training, each forward pass multiplies every
 ``weight_hh_l<k>`` by a fresh Bernoulli(1 - p) mask scaled by 1 / (1 - p), one mask for the whole batch and every
 time step, so the recurrence itself is regularised without touching the fast fused kernels (the masked matrix is
-handed to the same ``nn.LSTM`` call). In evaluation the weights are used as they are.
+handed to the same ``nn.LSTM`` call). In evaluation the weights are used as they are. (On a GPU, cuDNN then
+compacts the weights at each training call and says so in a warning: the masked matrix is not part of its flat
+weight buffer.)
 """
 
 from __future__ import annotations
