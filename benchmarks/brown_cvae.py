@@ -31,14 +31,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
-from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.runs import load_data, load_model, run_vocab  # noqa: E402
 from vaekit.text_classifier import balanced_accuracy, generated_label_accuracy, train_classifier  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "brown_cvae"
 RECIPE = ROOT / "recipes" / "brown_cvae.toml"
@@ -71,9 +69,7 @@ def genre_accuracy(run_dir: Path, classifier, per_genre: int, seed: int) -> tupl
 def run_variant(name: str, classifier, per_genre: int) -> None:
     config = load_recipe(RECIPE, VARIANTS[name] + ([f"name=brown_{name}"] if VARIANTS[name] else []))
     run_dir = ROOT / "runs" / "brown" / name
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)  # checkpoint written: repeat the command to continue
+    train_or_resume(config, run_dir)
     report = evaluate_run(run_dir, split="test")
     command = f"python benchmarks/brown_cvae.py --variant {name} --per-genre {per_genre}"
     status = training_status(report)

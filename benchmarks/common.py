@@ -76,6 +76,18 @@ def in_fresh_process(fn, *args):
         return pool.submit(fn, *args).result()
 
 
+def train_or_resume(config, run_dir: Path):
+    """Train ``config`` in ``run_dir``, resuming exactly from its checkpoint when there is one; exit with status 130
+    when the run was interrupted (SIGTERM / Ctrl-C: its checkpoint is written, the same command continues it).
+    Returns the trainer's result."""
+    from vaekit.checkpoint import CHECKPOINT_NAME
+    from vaekit.train import train
+    result = train(config, run_dir, resume=(run_dir / CHECKPOINT_NAME).exists(), progress=False)
+    if result.interrupted:
+        sys.exit(130)
+    return result
+
+
 def vaekit_run(config, data) -> list[dict]:
     """The ``metrics.jsonl`` lines (one per epoch) of a run of vaekit's trainer in a temporary directory: what the
     speed benchmarks time (each line has the epoch's ``examples_per_s`` and, for text, ``tokens_per_s``)."""

@@ -25,15 +25,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
-from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.data import dsprites  # noqa: E402
 from vaekit.disentanglement import betavae_score, factorvae_score, mutual_information_gap  # noqa: E402
 from vaekit.report import plot_run  # noqa: E402
 from vaekit.runs import load_model  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "dsprites_betavae"
 RECIPE = ROOT / "recipes" / "betavae_dsprites.toml"
@@ -99,9 +97,7 @@ def main() -> None:
                          f"_b{beta:g}_s{seed}{tag}"]
             config = load_recipe(args.recipe, overrides + length)
             run_dir = ROOT / "runs" / "betavae" / arch / f"b{beta:g}_s{seed}{tag}"  # (no tag, no level)
-            result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-            if result.interrupted:
-                sys.exit(130)
+            result = train_or_resume(config, run_dir)
             plot_run(run_dir, ("traversals", "samples", "curves"))
             found = scores(run_dir, args.points, seed)
             for metric, value in found.items():

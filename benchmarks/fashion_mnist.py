@@ -19,12 +19,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
-from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, plot_run, training_status  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "fashion_mnist"
 RECIPE = ROOT / "recipes" / "fashion_mnist.toml"
@@ -41,9 +39,7 @@ def main() -> None:
         [f"train.epochs={args.epochs}"] if args.epochs else [])
     config = load_recipe(RECIPE, overrides)
     run_dir = ROOT / args.run_dir
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)  # checkpoint written: repeat the command to continue
+    train_or_resume(config, run_dir)
     report = evaluate_run(run_dir, k=args.k or None, split="test")
     plot_run(run_dir, ["traversals"])
     command = ("python benchmarks/fashion_mnist.py" + (f" --threads {args.threads}" if args.threads else "")

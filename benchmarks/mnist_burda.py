@@ -20,12 +20,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, plot_run, training_status  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 PAPER = {"burda_vae": 86.76, "burda_vae_paper": 86.76, "burda_vae_2layer": 85.33,  # Burda et al. 2016, Table 1
          "burda_iwae5": 85.54, "burda_iwae5_paper": 85.54, "burda_iwae50": 84.78}
@@ -52,10 +51,7 @@ def main() -> None:
                          + ([f"train.device={args.device}"] if args.device else []))
     run_dir = Path(args.run_dir or ROOT / "benchmarks" / "runs" / config.name)
     if not args.no_train:
-        has_checkpoint = (run_dir / checkpoint.CHECKPOINT_NAME).exists()
-        result = train(config, run_dir, resume=has_checkpoint, progress=False)
-        if result.interrupted:
-            sys.exit(130)  # checkpoint written; rerun the same command to continue
+        train_or_resume(config, run_dir)
     import torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
     trained = checkpoint.load(run_dir)["config"]["train"]  # as (last) trained, not as evaluated

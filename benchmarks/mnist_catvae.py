@@ -29,14 +29,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, record  # noqa: E402
+from common import RESULTS, ROOT, record, train_or_resume  # noqa: E402
 
-from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.objectives import elbo  # noqa: E402
 from vaekit.report import evaluate_run, training_status  # noqa: E402
 from vaekit.runs import eval_inputs, load_data, load_model  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_catvae"
 RECIPE = ROOT / "recipes" / "jang_categorical.toml"
@@ -83,9 +81,7 @@ def run_variant(name: str, k: int, samples: int, threads: int, extra: list[str],
     config = load_recipe(RECIPE, [*VARIANTS[name], f"name=catvae_{name}", *extra]
                          + ([f"train.threads={threads}"] if threads else []))
     run_dir = root / name
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)  # checkpoint written: repeat the command to continue
+    train_or_resume(config, run_dir)
     neg_elbo, se = discrete_neg_elbo(run_dir, samples)
     report = evaluate_run(run_dir, k=k, split="test")
     command = f"python benchmarks/mnist_catvae.py --variant {name}"

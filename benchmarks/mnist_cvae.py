@@ -25,12 +25,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
-from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, plot_run, training_status  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_cvae"
 RECIPE = ROOT / "recipes" / "sohn_cvae.toml"
@@ -44,9 +42,7 @@ def run(variant: str, quadrants: int) -> dict:
     condition = [f"data.quadrants={quadrants}"] if quadrants else ["data.condition=label", "data.quadrants=0"]
     config = load_recipe(RECIPE, [*VARIANTS[variant], *condition, f"name=cvae_{variant}_{tag}"])
     run_dir = ROOT / "runs" / "cvae" / (f"{variant}_q{quadrants}" if quadrants else f"{variant}_label")
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)
+    train_or_resume(config, run_dir)
     report = evaluate_run(run_dir, split="test")
     plot_run(run_dir)
     command = f"python benchmarks/mnist_cvae.py --quadrants {quadrants} --variants {variant}"

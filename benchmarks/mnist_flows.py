@@ -17,12 +17,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
-from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.report import evaluate_run  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_flows"
 K_IS = 1000
@@ -33,9 +31,7 @@ def run(flow: int, epochs: int, threads: int) -> dict:
                                                              f"name=flow{flow}_e{epochs}"]
                          + ([f"train.threads={threads}"] if threads else []))
     run_dir = ROOT / "runs" / "flows" / f"e{epochs}_flow{flow}"
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)
+    train_or_resume(config, run_dir)
     return evaluate_run(run_dir, k=K_IS, split="test")
 
 

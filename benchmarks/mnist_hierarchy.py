@@ -20,12 +20,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
-from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, paired_nll_difference  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_hierarchy"
 K_IS = 1000
@@ -38,9 +36,7 @@ def run(layers: int, epochs: int, threads: int) -> tuple[Path, dict]:
                          ["model.init=glorot", "model.output_bias=data", f"train.epochs={epochs}",
                           f"train.threads={threads}", f"name=hier{layers}_e{epochs}"])
     run_dir = ROOT / "runs" / "hierarchy" / f"e{epochs}_{layers}layer"
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)
+    train_or_resume(config, run_dir)
     return run_dir, evaluate_run(run_dir, k=K_IS, split="test")
 
 

@@ -26,12 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
-from vaekit import checkpoint  # noqa: E402
 from vaekit.config import load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, training_status  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_sbn"
 
@@ -67,9 +65,7 @@ def run_variant(layers: int, name: str, k: int, epochs: int, runs_dir: str) -> N
     overrides = [*net.overrides, *net.variants[name]] + ([f"train.epochs={epochs}"] if epochs else [])
     config = load_recipe(ROOT / "recipes" / f"{net.recipe}.toml", [*overrides, f"name={net.name}_{name}"])
     run_dir = ROOT / (runs_dir or f"runs/{prefix.removeprefix('mnist_')}") / name
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)  # checkpoint written: repeat the command to continue
+    train_or_resume(config, run_dir)
     report = evaluate_run(run_dir, k=k, split="test")
     command = (f"python benchmarks/mnist_sbn.py" + (f" --layers {layers}" if layers != 1 else "")
                + f" --variant {name}" + (f" --epochs {epochs}" if epochs else "")

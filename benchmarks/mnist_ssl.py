@@ -33,12 +33,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, train_or_resume  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import CHOICES, load_recipe  # noqa: E402
 from vaekit.report import evaluate_run  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "mnist_ssl"
 RECIPE = ROOT / "recipes" / "kingma_m2.toml"
@@ -108,9 +107,7 @@ def train_m1(epochs: int = 0, precision: str = "", runs: Path = ROOT / "runs" / 
                          + ([f"train.precision={precision}"] if precision else []))
     run_dir = runs / (f"m1_e{epochs}" if epochs else "m1")
     continue_from_shorter(runs / "m1", run_dir, config, epochs)
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)
+    train_or_resume(config, run_dir)
     return run_dir
 
 
@@ -129,9 +126,7 @@ def run_seed(labels: int, seed: int, estimator: str, epochs: int, m1: Path | Non
     base = f"{'' if m1 is None else 'm1m2_'}{labels}_{estimator}{variant}"
     run_dir = runs / f"{base}{length}_seed{seed}"
     continue_from_shorter(runs / f"{base}_seed{seed}", run_dir, config, epochs)
-    result = train(config, run_dir, resume=(run_dir / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)  # checkpoint written: repeat the command to continue
+    train_or_resume(config, run_dir)
     return {**evaluate_run(run_dir, split="test"),
             "precision": checkpoint.load(run_dir)["config"]["train"]["precision"]}
 

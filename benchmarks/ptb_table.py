@@ -32,12 +32,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, record  # noqa: E402
+from common import RESULTS, ROOT, record, train_or_resume  # noqa: E402
 
 from vaekit import checkpoint  # noqa: E402
 from vaekit.config import CHOICES, load_recipe  # noqa: E402
 from vaekit.report import evaluate_run, training_status  # noqa: E402
-from vaekit.train import train  # noqa: E402
 
 SCRIPT = "ptb_table"
 RECIPE = ROOT / "recipes" / "ptb_vae.toml"
@@ -66,12 +65,6 @@ def recipe_tag(recipe: Path) -> str:
     if not recipe.stem.startswith("ptb_vae_"):
         raise SystemExit(f"--recipe {recipe}: name it ptb_vae_<tag>.toml, so that its runs and figures are told apart")
     return recipe.stem.removeprefix("ptb_vae_")
-
-
-def train_or_resume(config, run_path: Path) -> None:
-    result = train(config, run_path, resume=(run_path / checkpoint.CHECKPOINT_NAME).exists(), progress=False)
-    if result.interrupted:
-        sys.exit(130)  # checkpoint written: repeat the command to continue
 
 
 def compute_overrides(threads: int, device: str, precision: str = "") -> list[str]:
