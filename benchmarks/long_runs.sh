@@ -37,7 +37,12 @@ lane_a() {  # issue 4's runs (each resumes exactly from benchmarks/runs/; a fini
     for variant in ws nvil; do
         python benchmarks/mnist_sbn.py --layers 2 --variant "$variant" --runs-dir benchmarks/runs/sbn2
     done
-    # then issue 3's weight-dropped LM (on this core, so that lane b's VAE of the same decoder runs beside it; see lane b)
+    # then issue 3's table rows not run yet (recipes/ptb_vae.toml, 15 epochs: ~45 min each in bfloat16 plus ~1 h of
+    # K = 500 scoring), and the weight-dropped LM (beside lane b's VAE of the same decoder; see lane b)
+    for variant in vae_plain vae_anneal vae_freebits; do
+        python benchmarks/ptb_table.py --variant "$variant" --threads 1 --run-dir "benchmarks/runs/ptb_table_$variant" \
+            --precision "$(precision)"
+    done
     awd_lm
     for variant in vimco nvil; do
         python benchmarks/mnist_sbn.py --layers 3 --variant "$variant" --runs-dir benchmarks/runs/sbn3

@@ -58,6 +58,57 @@ VARIANTS = {
 AUTOENCODER = [*PLAIN, "train.beta=0"]  # the pretraining stage of vae_pretrained: reconstruction alone
 
 
+# The rows of BENCHMARKS.md's PTB table (markdown_table), recipe by recipe. The issue's cumulative table is the
+# default recipe's first five variants; the other recipes' "vae" row is that recipe's own policy.
+RECIPES = {"": "`ptb_vae`: LSTM 256, tied, dropout 0.3, Adam cosine, 15 epochs",
+           "long": "`ptb_vae_long`: LSTM 256, dropout 0.5, 60 epochs, logistic annealing + free bits",
+           "large": "`ptb_vae_large`: LSTM 512, dropout 0.5, 30 epochs, logistic annealing + free bits",
+           "texar": "`ptb_vae_texar`: LSTM 256, dropout 0.5, texar's plateau schedule, linear annealing",
+           "awd": "`ptb_vae_awd`: LSTM 512, dropout 0.5, weight drop 0.5, texar's schedule"}
+ISSUE_ROWS = ("lm", "vae_plain", "vae_anneal", "vae", "vae_freebits")  # the issue's table, in its order
+ROW_NAMES = {"lm": "LSTM LM (the same decoder, no z)", "vae_plain": "VAE without tricks",
+             "vae_anneal": "+ KL annealing (logistic)", "vae": "+ word dropout 0.25",
+             "vae_freebits": "+ free bits 0.25 nats/dim", "vae_bow": "+ bag-of-words loss",
+             "vae_anneal_freebits": "annealing + free bits, no word dropout",
+             "vae_pretrained": "Li et al. 2019: autoencoder's encoder, fresh decoder, free bits"}
+
+
+def markdown_table(figures: dict[str, dict]) -> str:
+    """BENCHMARKS.md's PTB table from the recorded ``ptb_*`` figures: one row per recipe and variant that has a test
+    figure, and the issue's five rows of the default recipe always ("not run" where missing). NLL and perplexity
+    are importance-sampled with K = 500 for the latent rows and exact for the LMs; "- LM" is the row's NLL minus
+    its recipe's LM (negative: the VAE is the better language model)."""
+    def value(metric: str, digits: int = 1) -> str:
+        record = figures.get(metric)
+        if record is None:
+            return "-"
+        v = record["value"]
+        return str(v) if isinstance(v, int) else f"{v:.{digits}f}"
+
+    rows = ["| recipe | row | test NLL | PPL | KL | MI | active units | - LM | training (h) | commit |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for tag, description in RECIPES.items():
+        recipe = description  # named on the recipe's first row only
+        for name in VARIANTS:
+            prefix = f"ptb_{tag}_{name}" if tag else f"ptb_{name}"
+            nll = figures.get(f"{prefix}_test_nll")
+            if nll is None and (tag or name not in ISSUE_ROWS):
+                continue
+            label = ROW_NAMES[name] if not tag or name != "vae" else "VAE, the recipe's policy"
+            if nll is None:
+                rows.append(f"| {recipe} | {label} | not run | | | | | | | |")
+                recipe = ""
+                continue
+            latent = name != "lm"
+            rows.append(f"| {recipe} | {label} | **{value(f'{prefix}_test_nll', 2)}** | {value(f'{prefix}_test_ppl')} | "
+                        + (f"{value(f'{prefix}_test_kl')} | {value(f'{prefix}_test_mi')} | "
+                           f"{value(f'{prefix}_active_units')} | {value(f'{prefix}_minus_lm_test_nll', 2)} | "
+                           if latent else "0 | 0 | - | - | ")
+                        + f"{value(f'{prefix}_train_hours', 2)} | {nll['commit']} |")
+            recipe = ""
+    return "\n".join(rows) + "\n"
+
+
 def recipe_tag(recipe: Path) -> str:
     """'' for the default recipe, ``<tag>`` for ``ptb_vae_<tag>.toml``."""
     if recipe.resolve() == RECIPE.resolve():

@@ -3,8 +3,9 @@
     python benchmarks/write_markdown.py
 
 Replaces the text between the markers ``<!-- results:begin -->`` and ``<!-- results:end -->`` (every figure)
-and between ``<!-- goals:begin -->`` and ``<!-- goals:end -->`` (the issues' goals against those figures,
-:mod:`goals`).
+between ``<!-- goals:begin -->`` and ``<!-- goals:end -->`` (the issues' goals against those figures,
+:mod:`goals`) and between ``<!-- ptb:begin -->`` and ``<!-- ptb:end -->`` (issue 3's PTB table,
+:func:`ptb_table.markdown_table`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import goals  # noqa: E402
+import ptb_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 GOALS_BEGIN, GOALS_END = "<!-- goals:begin -->", "<!-- goals:end -->"
+PTB_BEGIN, PTB_END = "<!-- ptb:begin -->", "<!-- ptb:end -->"
 
 
 def table() -> str:
@@ -35,8 +38,9 @@ def replace_between(text: str, begin: str, end: str, content: str) -> str:
 
 
 def render(text: str) -> str:
-    """``text`` (BENCHMARKS.md) with both tables written anew from the results files; the prose is kept."""
+    """``text`` (BENCHMARKS.md) with its tables written anew from the results files; the prose is kept."""
     text = replace_between(text, BEGIN, END, table())
+    text = replace_between(text, PTB_BEGIN, PTB_END, ptb_table.markdown_table(goals.load_results()))
     return replace_between(text, GOALS_BEGIN, GOALS_END, goals.table())
 
 

@@ -95,3 +95,20 @@ def test_benchmarks_md_tables_are_the_recorded_figures():
 
     text = (Path(__file__).resolve().parent.parent / "BENCHMARKS.md").read_text()
     assert write_markdown.render(text) == text, "run `python benchmarks/write_markdown.py` and commit BENCHMARKS.md"
+
+
+def test_ptb_table_lists_the_issues_rows_and_every_recorded_one():
+    import ptb_table
+
+    figures = {m: {"metric": m, "value": v, "commit": "abc1234"} for m, v in {
+        "ptb_lm_test_nll": 106.8, "ptb_lm_test_ppl": 130.7, "ptb_vae_test_nll": 108.76, "ptb_vae_test_kl": 2.0,
+        "ptb_vae_active_units": 7, "ptb_vae_minus_lm_test_nll": 1.95, "ptb_long_vae_test_nll": 103.5}.items()}
+    lines = ptb_table.markdown_table(figures).splitlines()
+    body = lines[2:]
+    assert len(body) == 5 + 1  # the issue's five rows of the default recipe, and the one recorded long-recipe row
+    assert [line.split(" | ")[1] for line in body[:5]] == [ptb_table.ROW_NAMES[n] for n in ptb_table.ISSUE_ROWS]
+    assert "not run" in body[1] and "not run" in body[2] and "not run" in body[4]
+    vae = body[3].split(" | ")
+    assert vae[2:9] == ["**108.76**", "-", "2.0", "-", "7", "1.95", "-"]
+    assert body[5].startswith("| `ptb_vae_long`") and "**103.50**" in body[5]
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
