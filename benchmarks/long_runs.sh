@@ -77,6 +77,10 @@ lane_b() {  # issue 3's PTB runs
     # below the Adam-cosine LM's validation NLL of 104.10). Its LM runs in lane a.
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae_freebits --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_vae_freebits --precision "$(precision)"
+    # Li et al.'s (2019) fix under texar's policy: 5 epochs as an autoencoder, then the VAE from its encoder with a
+    # fresh decoder and free bits (on the 15-epoch recipe it was worth 1.6 nats over free bits alone: 105.5 vs 107.1)
+    python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae_pretrained --threads 1 \
+        --run-dir benchmarks/runs/ptb_texar_vae_pretrained --precision "$(precision)"
     # issue 3's table rows not run yet (recipes/ptb_vae.toml, 15 epochs: ~45 min each in bfloat16 plus ~1 h of
     # K = 500 scoring)
     for variant in vae_plain vae_anneal vae_freebits; do
