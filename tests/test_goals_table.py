@@ -112,3 +112,11 @@ def test_ptb_table_lists_the_issues_rows_and_every_recorded_one():
     assert vae[2:9] == ["**108.76**", "-", "2.0", "-", "7", "1.95", "-"]
     assert body[5].startswith("| `ptb_vae_long`") and "**103.50**" in body[5]
     assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_ptb_attempts_name_every_latent_row_but_the_issues_own():
+    attempts = goals.ptb_attempts("test_kl")
+    assert "ptb_vae_test_kl" not in attempts
+    assert {"ptb_vae_pretrained_test_kl", "ptb_long_vae_test_kl", "ptb_texar_vae_pretrained_test_kl",
+            "ptb_texar_vae_freebits_test_kl", "ptb_awd_vae_freebits_test_kl"} <= set(attempts)
+    assert not any("_lm_" in name for name in attempts)
