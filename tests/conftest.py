@@ -7,14 +7,6 @@ from vaekit.data import from_arrays
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def denormals_as_torch_leaves_them():
-    """The trainer flushes denormals to zero for the whole process (train.flush_denormals): undo it after each
-    test, so that no test's arithmetic depends on which tests ran before it."""
-    yield
-    torch.set_flush_denormal(False)
-
-
 @pytest.fixture
 def tiny_images():
     """A small binary-image data set (blobs in 8x8 images) with labels; no files needed."""

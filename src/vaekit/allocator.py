@@ -1,5 +1,4 @@
-"""Two whole-process CPU settings of the trainer: keep freed memory in the heap (glibc's ``malloc``), and compute
-denormal floats as zero.
+"""Keep freed memory in the process heap while training (glibc's ``malloc``).
 
 A training step of a sentence model allocates tensors of tens of megabytes: the ``(tokens, vocabulary)``
 logits, their softmax and its gradient. glibc's ``malloc`` serves blocks that large with fresh ``mmap``
@@ -14,23 +13,12 @@ tcmalloc for the same reason; this needs no preloaded library.
 
 It changes the whole process, like ``torch.set_num_threads``; ``train.retain_memory = false`` leaves
 ``malloc`` alone. Elsewhere than glibc (macOS, musl, Windows) it does nothing.
-
-Denormals: a float32 below 2^-126 (~1.2e-38) is stored with less precision, and x86 and ARM cores compute with
-such operands through a slow path, tens of cycles each. A trained Bernoulli decoder produces them: the pixels
-that are always off (MNIST's border) get logits far below -87, Adam keeps pushing them down at a steady rate
-whatever the gradient's size, and ``sigmoid(logit) - x`` then lies in the denormal range, so the GEMMs of the
-decoder's weight gradient slow down as training goes on (a sigmoid belief net on MNIST after 500 epochs: those
-GEMMs 4-6x slower; ``benchmarks/denormals.py`` measures whole training steps). :func:`flush_denormals` (``torch.set_flush_denormal``: the cores'
-flush-to-zero and denormals-are-zero modes) computes them as zero: a change below 1.2e-38 in any value, none in
-any likelihood this library reports. ``train.flush_denormals = false`` leaves the mode as it is.
 """
 
 from __future__ import annotations
 
 import ctypes
 import platform
-
-import torch
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -52,8 +40,3 @@ def retain_freed_memory() -> bool:
     if libc is None or not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, LARGEST_TRIM_THRESHOLD))
-
-
-def flush_denormals() -> bool:
-    """Compute float32 / float64 denormals as zero on this CPU (SSE3 / NEON); True when the CPU supports it."""
-    return torch.set_flush_denormal(True)

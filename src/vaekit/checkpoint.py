@@ -25,8 +25,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 # compute settings, threads and precision, change the arithmetic of later steps but not the model or the
 # objective, so a long run may, say, switch to mixed precision half way).
 RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.log_every", "train.threads", "train.retain_memory",
-                     "train.flush_denormals", "train.precision", "train.device", "train.checkpoint_every",
-                     "train.val_every", "eval.", "name")
+                     "train.precision", "train.device", "train.checkpoint_every", "train.val_every", "eval.",
+                     "name")
 
 
 def _umask() -> int:

@@ -151,9 +151,6 @@ class TrainConfig:
     threads: int = 0                 # torch threads (0 = leave torch's default)
     retain_memory: bool = True       # keep freed memory in the heap (glibc malloc, whole process): large per-step
                                      # tensors reuse mapped pages instead of page-faulting (vaekit.allocator)
-    flush_denormals: bool = True     # compute float32 values below ~1.2e-38 as zero on the CPU (whole process;
-                                     # torch.set_flush_denormal): trained Bernoulli decoders' gradients are full of
-                                     # them, and each costs a CPU tens of cycles (vaekit.allocator.flush_denormals)
     precision: str = "float32"       # float32 | bfloat16: mixed precision, the training step's matrix products
                                      # in bfloat16 under torch.autocast (fast on CPUs with AMX / AVX512-BF16 and
                                      # on GPUs), parameters, distributions and losses in float32; evaluation is

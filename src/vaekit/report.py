@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .allocator import flush_denormals, retain_freed_memory
+from .allocator import retain_freed_memory
 from .devices import describe, resolve_device
 from .errors import CheckpointError, ConfigError
 from .families import family_of
@@ -29,8 +29,6 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, split: str | None = 
     model.to(target)
     if config.train.retain_memory:  # as in training: large (K x tokens x vocabulary) tensors reuse mapped pages
         retain_freed_memory()
-    if config.train.flush_denormals:  # as in training: a trained decoder's near-zero probabilities
-        flush_denormals()
     data = load_data(config.data)
     split = split or config.eval.split
     k = k or config.eval.k

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .allocator import flush_denormals, retain_freed_memory
+from .allocator import retain_freed_memory
 from .config import RunConfig
 from .data import ImageData
 from .data.text import TextData
@@ -181,8 +181,6 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
         torch.set_num_threads(t.threads)
     if t.retain_memory:
         retain_freed_memory()
-    if t.flush_denormals:
-        flush_denormals()
     progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
 
     device = resolve_device(t.device)
