@@ -314,6 +314,27 @@ def test_plateau_halves_the_rate_from_the_best_weights_and_ends_on_them(tmp_path
     assert {"lr", "val_elbo", "lr_decays"} <= writer.keys and "plateau" not in writer.keys  # (a word, not a number)
 
 
+def test_an_autoencoders_plateau_watches_its_reconstruction_not_its_elbo(tmp_path, tiny_images, monkeypatch):
+    from vaekit.train import plateau_criterion
+
+    record = {"val_elbo": -350.0, "val_log_px_z": -120.0, "val_kl": 230.0}
+    assert plateau_criterion(record, 1.0) == -350.0
+    assert plateau_criterion(record, 0.0) == -120.0 and plateau_criterion(record, 0.5) == -235.0
+    assert plateau_criterion({"val_elbo": -3.0}, 0.0) == -3.0  # a family without the two terms: its bound
+
+    # beta = 0: the reconstruction improves every epoch while the KL (and so the ELBO) grows worse: no decay
+    terms = iter([(-130.0 + i, 200.0 + 10 * i) for i in range(8)])
+
+    def fake(model, *args, **kwargs):
+        log_px_z, kl = next(terms)
+        return {"elbo": log_px_z - kl, "log_px_z": log_px_z, "kl": kl}
+    monkeypatch.setattr("vaekit.train.validation_elbo", fake)
+    train(load_recipe(None, PLATEAU + ["train.beta=0", "train.epochs=5"]), tmp_path / "ae", data=tiny_images,
+          progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "ae" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["plateau"] for l in lines] == ["best"] * 5 and {l["lr"] for l in lines} == {3e-3}
+
+
 def test_plateau_resumes_exactly_after_a_decay(tmp_path, tiny_images, monkeypatch):
     scripted_validation(monkeypatch, BOUNDS, [])
     train(load_recipe(None, PLATEAU), tmp_path / "whole", data=tiny_images, progress=False)

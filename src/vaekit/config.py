@@ -135,7 +135,8 @@ class TrainConfig:
     lr: float = 1e-3                 # the learning rate (the peak, under a schedule)
     lr_schedule: str = "constant"    # constant | cosine | burda (stages of 3^i epochs, lr * 10^(-i/7)) |
                                      # plateau (times plateau_factor after plateau_patience validations without
-                                     # a better validation bound, from the best weights; vaekit.schedules.Plateau)
+                                     # a better validation bound (log p(x|z) - beta KL with train.beta), from the
+                                     # best weights; vaekit.schedules.Plateau, vaekit.train.plateau_criterion)
     plateau_patience: int = 2        # plateau: validations without a new best before the rate decays
     plateau_factor: float = 0.5      # plateau: the decay factor
     plateau_decays: int = 5          # plateau: the decay that stops training (on the best weights)

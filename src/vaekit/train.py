@@ -174,6 +174,15 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, data: Im
         dist.close()
 
 
+def plateau_criterion(record: dict, beta: float) -> float:
+    """The validation figure the plateau schedule watches: the objective the run trains, at full KL weight. The
+    ELBO ``log p(x|z) - KL`` for a VAE; ``log p(x|z) - beta KL`` with ``train.beta`` (an autoencoder, beta = 0,
+    is judged by its reconstruction alone: its KL grows as it trains, so its ELBO would call every epoch worse)."""
+    if beta == 1.0 or "val_log_px_z" not in record or "val_kl" not in record:
+        return record["val_elbo"]
+    return record["val_log_px_z"] - beta * record["val_kl"]
+
+
 def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | TextData | None, progress: bool | None,
            dist: Dist) -> TrainResult:
     t = config.train
@@ -390,7 +399,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, data: ImageData | Tex
                 if hasattr(feed, "validation_error"):  # M2: the classifier q(y|x)
                     record["val_error_pct"] = feed.validation_error(model)
                 if plateau is not None:
-                    action = plateau.observe(record["val_elbo"])
+                    action = plateau.observe(plateau_criterion(record, t.beta))
                     if action == "best":
                         best_copy = snapshot()
                     elif best_copy is not None and (action in ("decay", "stop") or epoch >= t.epochs):
