@@ -41,7 +41,7 @@ lane_a() {  # issue 4's runs and issue 3's texar LM (each resumes exactly from b
     # nats better than our Adam-cosine LM, so this LM is expected well below our 103.2; ~2 min an epoch in bfloat16)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant lm --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_lm --precision "$(precision)"
-    # M2 alone at 1000 labels (three draws; started by hand on 2026-12-07) and the 3000-label draws 1-2 (~0.6 h each)
+    # M2 alone, label draws 1-2 at 1000 labels (draw 0 finished on 2026-12-07: 3.91%) and at 3000 (~0.6 h a draw)
     for labels in 1000 3000; do
         python benchmarks/mnist_ssl.py --labels "$labels" --seeds 0 1 2 --precision "$(precision)" --lr 0.002 \
             --lr-schedule cosine --runs-dir benchmarks/runs/ssl
