@@ -46,7 +46,8 @@ class Net:
     variants: dict[str, list[str]]
 
 
-NVIL = ["train.objective=elbo", "train.estimator=score", "train.baseline=nvil"]
+NVIL = ["train.objective=elbo", "train.estimator=score", "train.baseline=nvil",
+        "train.k=1"]  # one sample per example, as Mnih & Gregor (not the deep recipe's k = 5 for RWS)
 DEEP = {"ws": ["train.objective=wake-sleep"], "rws": ["train.objective=rws", "train.k=5"],
         "vimco": ["train.objective=iwae", "train.k=5"],  # the IWAE bound with VIMCO's leave-one-out baselines
         "nvil": NVIL}  # no closed-form KL between chains: the learning signal is the whole MC ELBO
