@@ -34,8 +34,7 @@ lane_a() {  # issue 4's runs and issue 3's texar LM (each resumes exactly from b
     # (M1+M2 on grey-level features at 100 and 600 labels finished on 2026-12-07: BENCHMARKS semi-supervised items)
     # (the three-layer SBN 200-200-200 by reweighted wake-sleep finished on 2026-12-07: 92.6 nats, BENCHMARKS.md)
     # (the two-layer SBN 200-200 by wake-sleep finished on 2026-12-07: 102.0 nats, Mnih & Gregor's 107.7)
-    # Mnih & Gregor's (2014) two-layer SBN 200-200 by NVIL, one sample per example (their 99.8; ~8.5 s an epoch, ~70 min)
-    python benchmarks/mnist_sbn.py --layers 2 --variant nvil --runs-dir benchmarks/runs/sbn2
+    # (and by NVIL with one sample per example, finished the same day: 98.6 nats, their 99.8)
     # issue 3: the LM of texar's decoder under texar's schedule, beside lane b's texar VAE: the baseline the texar
     # VAEs must beat (texar's policy without free bits reached a validation bound of -102.40 in a lost run, 1.7
     # nats better than our Adam-cosine LM, so this LM is expected well below our 103.2; ~2 min an epoch in bfloat16)
