@@ -32,16 +32,15 @@ class Goal:
     attempts: tuple[str, ...] = field(default_factory=tuple)
 
 
-# The PTB sentence-VAE rows of benchmarks/ptb_table.py other than the issue's own (ptb_vae_*): every latent variant
-# of every ptb_vae_<tag> recipe, named ptb_[<tag>_]<variant>_<figure>. A name not recorded yet is skipped.
-PTB_RECIPE_TAGS = ("", "long", "large", "texar", "awd")
-PTB_LATENT_VARIANTS = ("vae_plain", "vae_anneal", "vae", "vae_freebits", "vae_bow", "vae_anneal_freebits",
-                       "vae_pretrained")
-
-
 def ptb_attempts(figure: str) -> tuple[str, ...]:
-    names = (f"ptb_{tag + '_' if tag else ''}{variant}_{figure}" for tag in PTB_RECIPE_TAGS for variant in PTB_LATENT_VARIANTS)
-    return tuple(name for name in names if name != f"ptb_vae_{figure}")  # (that one is the issue's own figure)
+    """The PTB sentence-VAE rows of benchmarks/ptb_table.py other than the issue's own (``ptb_vae_<figure>``): every
+    latent variant of every ``ptb_vae_<tag>`` recipe, named ``ptb_[<tag>_]<variant>_<figure>`` (a name not recorded
+    yet is skipped by the table)."""
+    from ptb_table import RECIPES, VARIANTS  # (the table's own lists of recipes and variants)
+
+    names = (f"ptb_{tag + '_' if tag else ''}{variant}_{figure}" for tag in RECIPES for variant in VARIANTS
+             if variant != "lm")
+    return tuple(name for name in names if name != f"ptb_vae_{figure}")
 
 
 GOALS = (
