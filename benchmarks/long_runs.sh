@@ -3,6 +3,7 @@
 #
 #   sh benchmarks/long_runs.sh            # start both lanes in the background (logs in runs/logs/)
 #   sh benchmarks/long_runs.sh a          # or one lane in the foreground
+#   sh benchmarks/long_runs.sh status     # where each run stands (epochs, rate, best validation bound, state)
 #   sh benchmarks/long_runs.sh stop       # before a session ends: checkpoint and stop every long run
 #
 # A new machine has no runs/ directory: a run that must outlive a session lives in benchmarks/runs/ and its
@@ -117,6 +118,7 @@ case "${1:-both}" in
     a) need_vaekit; lane_a ;;
     b) need_vaekit; lane_b ;;
     stop) stop ;;
+    status) python3 benchmarks/run_status.py ;;
     both)
         need_vaekit
         mkdir -p runs/logs
@@ -124,5 +126,5 @@ case "${1:-both}" in
             setsid nohup sh "$0" "$lane" > "runs/logs/lane_$lane.log" 2>&1 < /dev/null &
         done
         echo "lanes a and b started: tail -f runs/logs/lane_a.log runs/logs/lane_b.log" ;;
-    *) echo "usage: sh benchmarks/long_runs.sh [a|b|both|stop]" >&2; exit 2 ;;
+    *) echo "usage: sh benchmarks/long_runs.sh [a|b|both|status|stop]" >&2; exit 2 ;;
 esac
