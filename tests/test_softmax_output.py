@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaekit.nets.softmax_output import aligned_logits, linear_token_nll, token_nll
+from vaekit.nets.softmax_output import EVAL_ROWS, aligned_logits, linear_token_nll, token_nll
 
 
 def test_token_nll_equals_cross_entropy_with_exact_gradients_even_when_probabilities_underflow():
@@ -75,6 +75,20 @@ def test_linear_token_nll_without_gradients_is_the_plain_cross_entropy():
         ours = linear_token_nll(hidden, weight.requires_grad_(), None, target)
     assert not ours.requires_grad
     assert torch.allclose(ours, F.cross_entropy(hidden @ weight.detach().T, target, reduction="none"))
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("vocab", [16, 17])
+@pytest.mark.parametrize("rows", [0, 1, EVAL_ROWS, 2 * EVAL_ROWS + 3])
+def test_linear_token_nll_without_gradients_in_row_blocks_equals_one_cross_entropy(with_bias, vocab, rows):
+    torch.manual_seed(rows)
+    hidden, weight = torch.randn(rows, 5, dtype=torch.float64), torch.randn(vocab, 5, dtype=torch.float64)
+    bias = torch.randn(vocab, dtype=torch.float64) if with_bias else None
+    target = torch.randint(vocab, (rows,))
+    ours = linear_token_nll(hidden, weight, bias, target)
+    want = F.cross_entropy(F.linear(hidden, weight, bias), target, reduction="none")
+    assert ours.shape == (rows,) and ours.dtype == torch.float64
+    assert torch.allclose(ours, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("with_bias", [True, False])
