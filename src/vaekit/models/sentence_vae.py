@@ -36,6 +36,7 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from ..nets.dropout import Dropout
 from ..nets.heads import diagonal_gaussian, full_precision
 from ..nets.recurrent import LSTM
 from ..nets.softmax_output import aligned_logits, linear_token_nll
@@ -163,7 +164,7 @@ class SentenceVAE(nn.Module):
             self.output_bias = nn.Parameter(torch.zeros(c.vocab_size))
         else:
             self.output = nn.Linear(c.hidden, c.vocab_size)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.bow = (nn.Sequential(nn.Linear(c.latent, c.hidden), nn.Tanh(), nn.Linear(c.hidden, c.vocab_size))
                     if c.bag_of_words and not c.language_model else None)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)

@@ -25,9 +25,10 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
+
+from .dropout import dropout
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,7 +76,7 @@ class LSTM(nn.LSTM):
         if not (self.training and self.weight_drop):
             return self._forward(input, hx)
         kept = self._flat_weights  # nn.LSTM's forward reads its weights from this list
-        self._flat_weights = [F.dropout(w, self.weight_drop) if name.startswith("weight_hh") else w
+        self._flat_weights = [dropout(w, self.weight_drop) if name.startswith("weight_hh") else w
                               for w, name in zip(kept, self._flat_weights_names)]
         try:
             return self._forward(input, hx)
