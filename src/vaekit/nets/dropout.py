@@ -4,9 +4,10 @@ While training, ``dropout(x, p)`` keeps each entry with probability ``1 - p`` an
 ``1 / (1 - p)``, so ``E[dropout(x)] = x``; in evaluation it is the identity. This is the distribution of
 ``torch.nn.functional.dropout``; only the way the mask is drawn differs: on the CPU the mask is
 ``1[u >= p]`` with ``u ~ U[0, 1)`` in float32, which torch draws 4-5x faster than the per-element Bernoulli
-sampler behind ``F.dropout`` (a (736 x 256) mask: ~0.6 against ~3 ms on one core of an AMD EPYC). The sentence
-VAE drops its embeddings and LSTM outputs at every step, so that sampler was ~5% of a bfloat16 training step
-(``benchmarks/dropout_speed.py``). On other devices ``F.dropout`` (fused there) is used as it is.
+sampler behind ``F.dropout`` (a (736 x 256) mask: ~0.6 against ~3 ms on a busy core of an AMD EPYC). The
+sentence VAE drops its embeddings and LSTM outputs at every step: with dropout 0.5 its bfloat16 training step
+runs 1.02x as fast with these masks (``benchmarks/dropout_speed.py``; a profile had put torch's sampler at ~5%
+of the step). On other devices ``F.dropout`` (fused there) is used as it is.
 """
 
 from __future__ import annotations
