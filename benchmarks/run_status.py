@@ -6,8 +6,9 @@
 Per run: epochs done, the learning rate now, the last and the best validation bound (and the epoch of the best,
 with how many epochs have passed since: the plateau schedule halves the rate after ``plateau_patience`` of them),
 the validation KL, seconds per epoch over the last five epochs, and the state: ``training`` (a process has the run
-directory on its command line), ``scoring`` (a K-sample evaluation left an ``eval_partial_*`` file), ``scored``
-(``report.json`` exists) or ``stopped``. Reads files only; safe beside running jobs.
+directory on its command line and its files changed lately), ``scoring`` (a K-sample evaluation keeps an
+``eval_partial_*`` file; ``scoring (stopped)`` when no process runs it), ``scored`` (``report.json`` exists) or
+``stopped``. Reads files only; safe beside running jobs.
 """
 from __future__ import annotations
 
@@ -39,18 +40,20 @@ def summarise(metrics: list[dict]) -> dict:
 
 
 def state(run_dir: Path, running: str, s_per_epoch: float | None) -> str:
-    """A run trains if a python process names its directory (or the directory of runs it belongs to, as
-    ``--runs-dir``) and its files changed within three epochs' time (ten minutes at least)."""
+    """A run is running if a python process names its directory (or the directory of runs it belongs to, as
+    ``--runs-dir``) and its files changed within three epochs' time (ten minutes at least); it is scoring while
+    an ``eval_partial_*`` file is there."""
     here = run_dir.resolve()
     dirs = [here] if here.parent == RUNS else [here, here.parent]
     names = {str(d) for d in dirs} | {str(d.relative_to(ROOT)) for d in dirs if d.is_relative_to(ROOT)}
     mentioned = any(f" {name}" in line and (f" {name} " in line + " " or f" {name}/" in line)
                     for line in running.splitlines() for name in names)
     newest = max((f.stat().st_mtime for f in run_dir.iterdir() if f.is_file()), default=0.0)
-    if mentioned and time.time() - newest < max(600.0, 3 * (s_per_epoch or 0.0)):
-        return "training"
+    running = mentioned and time.time() - newest < max(600.0, 3 * (s_per_epoch or 0.0))
     if any(run_dir.glob("eval_partial_*")):
-        return "scoring"
+        return "scoring" if running else "scoring (stopped)"
+    if running:
+        return "training"
     return "scored" if (run_dir / "report.json").exists() else "stopped"
 
 

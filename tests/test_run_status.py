@@ -23,7 +23,8 @@ def test_state_reads_the_files_of_a_stopped_scoring_or_scored_run(tmp_path):
     assert run_status.state(tmp_path, running=f"1 python x.py --run-dir {tmp_path} --threads 1", s_per_epoch=60) \
         == "training"
     (tmp_path / "eval_partial_test_k500_nNone.pt").write_bytes(b"")
-    assert run_status.state(tmp_path, running="", s_per_epoch=None) == "scoring"
+    assert run_status.state(tmp_path, running="", s_per_epoch=None) == "scoring (stopped)"
+    assert run_status.state(tmp_path, running=f"1 python x.py --run-dir {tmp_path}", s_per_epoch=60) == "scoring"
     (tmp_path / "eval_partial_test_k500_nNone.pt").unlink()
     (tmp_path / "report.json").write_text("{}")
     assert run_status.state(tmp_path, running="", s_per_epoch=None) == "scored"
