@@ -30,8 +30,9 @@ precision() {  # bfloat16 where this CPU multiplies in it natively (AMX, AVX512-
     python -c "from vaekit.precision import cpu_has_native_bfloat16 as native; print('bfloat16' if native() else 'float32')"
 }
 
-lane_a() {  # issue 3's texar LM and table rows, then issue 4's extras (each resumes exactly from benchmarks/runs/; a finished one is
-            # only scored again). Every command is in one lane only: two processes must never share a run directory.
+lane_a() {  # issue 3's texar LM and table rows, then issue 4's extras (each resumes exactly from benchmarks/runs/;
+            # a finished one is only scored again). Every command is in one lane only: two processes must never
+            # share a run directory.
     # (M1+M2 on grey-level features at 100 and 600 labels finished on 2026-12-07: BENCHMARKS semi-supervised items)
     # (the three-layer SBN 200-200-200 by reweighted wake-sleep finished on 2026-12-07: 92.6 nats, BENCHMARKS.md)
     # (the two-layer SBN 200-200 by wake-sleep finished on 2026-12-07: 102.0 nats, Mnih & Gregor's 107.7)

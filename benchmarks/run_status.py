@@ -46,8 +46,7 @@ def state(run_dir: Path, running: str, s_per_epoch: float | None) -> str:
     here = run_dir.resolve()
     dirs = [here] if here.parent == RUNS else [here, here.parent]
     names = {str(d) for d in dirs} | {str(d.relative_to(ROOT)) for d in dirs if d.is_relative_to(ROOT)}
-    mentioned = any(f" {name}" in line and (f" {name} " in line + " " or f" {name}/" in line)
-                    for line in running.splitlines() for name in names)
+    mentioned = any(name in line.split() for line in running.splitlines() for name in names)
     newest = max((f.stat().st_mtime for f in run_dir.iterdir() if f.is_file()), default=0.0)
     running = mentioned and time.time() - newest < max(600.0, 3 * (s_per_epoch or 0.0))
     if any(run_dir.glob("eval_partial_*")):

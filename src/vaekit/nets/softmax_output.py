@@ -36,48 +36,40 @@ from torch.autograd.function import once_differentiable
 from .heads import full_dtype, full_precision
 
 
-def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``hidden @ weight.T + bias`` as one GEMM of ``[hidden | 1]`` and ``[weight | bias]``: on the CPU, torch's
-    ``addmm`` first copies the bias into every row of the output and then accumulates into it, which costs
-    more than the extra column (8.5% against 6% of the GEMM at (700 x 256) @ (256 x 10k), float32, one thread:
-    ``benchmarks/ptb_profile.py``)."""
-    if bias is None:
-        return hidden @ weight.t()
-    return torch.cat([hidden, hidden.new_ones(len(hidden), 1)], 1) @ torch.cat([weight, bias[:, None]], 1).t()
-
-
 _ALIGN = 16   # logits' row length is padded to a multiple of this many elements (64 bytes in float32)
 
 
-def aligned_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """The logits ``(N, V')`` of :func:`_logits` with ``V' = V`` rounded up to a multiple of 16, the extra
-    columns ``-inf``: their softmax is exactly 0, so a log-softmax, a cross-entropy against targets ``< V`` or an
-    argmax over the padded rows equals the one over ``(N, V)``. One GEMM of ``[hidden | 1]`` and ``[weight | bias]`` padded
-    with rows ``[0 | -inf]``. With MKL, rows of 10,002 floats cost the logits GEMM 25-35% of its speed against
-    rows of 10,016 ((700 x 256) @ (256 x V), float32, one thread: 73 against 99 GFLOP/s on an AMD EPYC, 2026-12-07);
-    the 14 padded columns add 0.14% to its arithmetic."""
-    table = _aligned_table(weight, bias)
-    if table is None:
-        return _logits(hidden, weight, bias)
-    return _augmented(hidden) @ table.t()
+def _output_table(weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
+    """The table ``T`` of the logits ``h' T^T`` and whether ``h'`` is ``[h | 1]`` (else ``h``).
 
-
-def _aligned_table(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
-    """``[weight | bias]`` padded with rows ``[0 | -inf]`` to a multiple of 16 rows, or None if already aligned."""
+    The bias is a column of ``T``, ``[weight | bias]``: on the CPU torch's ``addmm`` first copies the bias into every
+    row of the output and then accumulates into it, which costs more than the extra column (8.5% against 6% of the
+    GEMM at (700 x 256) @ (256 x 10k), float32, one thread: ``benchmarks/ptb_profile.py``). Unless ``V`` is a
+    multiple of 16, ``T`` gets rows ``[0 | -inf]`` up to the next one (:func:`aligned_logits`)."""
     vocab, width = weight.shape
     padded = -(-vocab // _ALIGN) * _ALIGN
     if padded == vocab:
-        return None
+        return (weight, False) if bias is None else (torch.cat([weight, bias[:, None]], 1), True)
     table = weight.new_zeros(padded, width + 1)
     table[:vocab, :width] = weight
     if bias is not None:
         table[:vocab, width] = bias
     table[vocab:, width] = float("-inf")
-    return table
+    return table, True
 
 
-def _augmented(hidden: torch.Tensor) -> torch.Tensor:
-    return torch.cat([hidden, hidden.new_ones(len(hidden), 1)], 1)
+def _times_table(hidden: torch.Tensor, table: torch.Tensor, augmented: bool) -> torch.Tensor:
+    return (torch.cat([hidden, hidden.new_ones(len(hidden), 1)], 1) if augmented else hidden) @ table.t()
+
+
+def aligned_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``hidden @ weight.T + bias`` ``(N, V')`` with ``V' = V`` rounded up to a multiple of 16, the extra
+    columns ``-inf``: their softmax is exactly 0, so a log-softmax, a cross-entropy against targets ``< V`` or an
+    argmax over the padded rows equals the one over ``(N, V)``. One GEMM of ``[hidden | 1]`` and ``[weight | bias]``
+    padded with rows ``[0 | -inf]`` (:func:`_output_table`). With MKL, rows of 10,002 floats cost the logits GEMM
+    25-35% of its speed against rows of 10,016 ((700 x 256) @ (256 x V), float32, one thread: 73 against 99 GFLOP/s
+    on an AMD EPYC, 2026-12-07); the 14 padded columns add 0.14% to its arithmetic."""
+    return _times_table(hidden, *_output_table(weight, bias))
 
 
 EVAL_ROWS = 512  # logit rows formed at once when no gradient is needed: a (512 x 10k) block stays in the cache
@@ -87,13 +79,10 @@ def _scored_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
                 target: torch.Tensor) -> torch.Tensor:
     """:func:`token_nll` of the aligned logits, formed ``EVAL_ROWS`` rows at a time (no autograd: evaluation,
     importance sampling, validation). The same arithmetic per row as one big block; on one thread of an AMD
-    EPYC, (8192 x 256) states against 10,002 words, 1.9x as fast as ``F.cross_entropy(F.linear(...))`` over
+    EPYC, (8192 x 256) states against 10,002 words, 1.68x as fast as ``F.cross_entropy(F.linear(...))`` over
     the whole block, whose 330 MB of logits and log-softmax go to memory and back (``benchmarks/ptb_eval_speed.py``)."""
-    table = _aligned_table(weight, bias)
-    augment = table is not None or bias is not None   # the table's last column is the bias (or 0 / -inf)
-    if table is None:
-        table = weight if bias is None else torch.cat([weight, bias[:, None]], 1)
-    out = [token_nll((_augmented(h) if augment else h) @ table.t(), t)
+    table, augmented = _output_table(weight, bias)
+    out = [token_nll(_times_table(h, table, augmented), t)
            for h, t in zip(hidden.split(EVAL_ROWS), target.split(EVAL_ROWS))]
     return torch.cat(out) if out else hidden.new_zeros(0)
 
@@ -118,7 +107,7 @@ class _LinearTokenNLL(torch.autograd.Function):
         nll = -probs[torch.arange(len(target), device=target.device), target].log()
         bad = ~torch.isfinite(nll)  # a picked probability below ~1e-38 (float32): log-softmax of those rows
         if bad.any():
-            nll[bad] = token_nll(_logits(hidden[bad], weight, bias), target[bad])
+            nll[bad] = token_nll(aligned_logits(hidden[bad], weight, bias), target[bad])
         probs = probs[:, :len(weight)]                     # a view: the padded columns' probabilities are 0
         ctx.save_for_backward(probs, hidden, weight, target)
         ctx.gemm_dtype = logits.dtype
