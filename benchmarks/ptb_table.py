@@ -169,6 +169,9 @@ def run_variant(name: str, k: int, threads: int, recipe: Path = RECIPE, run_dir:
     on = f" on {trained['device']}" if trained.get("device", "cpu") != "cpu" else ""
     figures["train_hours"] = (report["train_seconds"] / 3600, "hours",
                               f"trained with {trained['threads'] or 'default'} thread(s){on}")
+    if "seconds" in report:  # the scoring's own time (a stopped scoring's earlier parts included)
+        figures["test_scoring_hours"] = (report["seconds"] / 3600, "hours",
+                                         f"{estimate} on {report['device']}, {threads or 'default'} thread(s)")
     for key, (value, unit, extra) in figures.items():
         record(SCRIPT, f"{prefix}_{key}", value, unit, command, f"{extra + '; ' if extra else ''}{notes}")
     return report
