@@ -30,7 +30,7 @@ precision() {  # bfloat16 where this CPU multiplies in it natively (AMX, AVX512-
     python -c "from vaekit.precision import cpu_has_native_bfloat16 as native; print('bfloat16' if native() else 'float32')"
 }
 
-lane_a() {  # issue 3's texar LM and table rows, then issue 4's extras (each resumes exactly from benchmarks/runs/;
+lane_a() {  # issue 3's texar LM, then issue 4's extras (each resumes exactly from benchmarks/runs/;
             # a finished one is only scored again). Every command is in one lane only: two processes must never
             # share a run directory.
     # (M1+M2 on grey-level features at 100 and 600 labels finished on 2026-12-07: BENCHMARKS semi-supervised items)
@@ -42,13 +42,6 @@ lane_a() {  # issue 3's texar LM and table rows, then issue 4's extras (each res
     # nats better than our Adam-cosine LM, so this LM is expected well below our 103.2; ~2 min an epoch in bfloat16)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant lm --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_lm --precision "$(precision)"
-    # then issue 3's table rows not run yet (recipes/ptb_vae.toml, 15 epochs: ~45 min each in bfloat16 plus ~1 h
-    # of K = 500 scoring; their checkpoints are git-ignored, the figures are what the table needs; vae_plain was
-    # scored on 2026-12-07)
-    for variant in vae_anneal vae_freebits; do
-        python benchmarks/ptb_table.py --variant "$variant" --threads 1 --run-dir "benchmarks/runs/ptb_table_$variant" \
-            --precision "$(precision)"
-    done
     # M2 alone, label draws 1-2 at 1000 labels (draw 0 finished on 2026-12-07: 3.91%) and at 3000 (~0.6 h a draw)
     for labels in 1000 3000; do
         python benchmarks/mnist_ssl.py --labels "$labels" --seeds 0 1 2 --precision "$(precision)" --lr 0.002 \
@@ -73,7 +66,7 @@ lane_a() {  # issue 3's texar LM and table rows, then issue 4's extras (each res
         --run-dir benchmarks/runs/ptb_awd_lm --precision "$(precision)"
 }
 
-lane_b() {  # issue 3's PTB runs
+lane_b() {  # issue 3's PTB VAEs and table rows
     # (The LM under the SGD policy of He et al. / Li et al., recipes/ptb_vae_he.toml, was stopped at epoch 44 on
     # 2026-12-05: validation NLL 110.0 nats after one halving of the rate, against 104.1 for our Adam-cosine LM;
     # its trajectory is in benchmarks/runs/ptb_he_lm/metrics.jsonl. It is not resumed.)
@@ -86,6 +79,13 @@ lane_b() {  # issue 3's PTB runs
     # dimension (on the 15-epoch recipe it was worth 1.6 nats over free bits alone: 105.5 against 107.1)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae_pretrained --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_vae_pretrained --precision "$(precision)"
+    # then issue 3's table rows not run yet (recipes/ptb_vae.toml, 15 epochs: ~45 min each in bfloat16 plus ~1 h
+    # of K = 500 scoring; their checkpoints are git-ignored, the figures are what the table needs; vae_plain was
+    # scored on 2026-12-07). In lane b since 2026-12-07 evening: lane a's LM has ~80 epochs to go, the table none.
+    for variant in vae_anneal vae_freebits; do
+        python benchmarks/ptb_table.py --variant "$variant" --threads 1 --run-dir "benchmarks/runs/ptb_table_$variant" \
+            --precision "$(precision)"
+    done
     # then texar's free-bits VAE alone (validation ELBO -106.22 after epoch 60 on 2026-12-07, still improving ~0.05
     # nats an epoch at the first rate; its committed checkpoint is epoch 54's, the newer state is set aside in
     # runs/set_aside/ on the machine that trained it). Second because free bits alone stayed above the LM on both
