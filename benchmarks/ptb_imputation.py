@@ -5,7 +5,11 @@ sees their order), are trained on half of the (true, imputed) pairs and their er
 reported (higher is better; 50% = indistinguishable). ``--length-penalty P`` ranks beam hypotheses by
 log-probability / length ** P (the raw sum favours ending the sentence at once).
 
-Needs the trained rows of ``benchmarks/ptb_table.py`` (``runs/ptb_table/vae`` and ``runs/ptb_table/lm``).
+Needs trained runs: by default the rows of ``benchmarks/ptb_table.py`` (``runs/ptb_table/vae`` and
+``runs/ptb_table/lm``); ``--rows NAME=DIR,...`` names any others (a VAE and the LM of the same recipe, e.g.
+``texar_vae_pretrained=benchmarks/runs/ptb_texar_vae_pretrained,texar_lm=benchmarks/runs/ptb_texar_lm``), each
+recorded as ``ptb_<NAME>_imputation_*``. A run with an encoder completes by beam search with ``--icm`` rounds of
+iterated conditional modes between z and the missing words; an LM by beam search alone.
 
     python benchmarks/ptb_imputation.py [--sentences 1000] [--rows vae,lm] [--length-penalty 1]
 """
@@ -28,22 +32,35 @@ from vaekit.runs import load_data, load_model, run_vocab  # noqa: E402
 SCRIPT = "ptb_imputation"
 
 
+def parse_rows(rows: str) -> list[tuple[str, Path]]:
+    """``"vae,lm"`` or ``"name=dir,..."`` -> [(name, run directory)]: a bare name is ``runs/ptb_table/<name>``, a
+    relative directory is taken from the repository root."""
+    parsed = []
+    for item in filter(None, (part.strip() for part in rows.split(","))):
+        name, _, directory = item.partition("=")
+        parsed.append((name, ROOT / directory if directory else ROOT / "runs" / "ptb_table" / name))
+    return parsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentences", type=int, default=1000, help="first N test sentences of 2+ words")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--icm", type=int, default=3)
-    parser.add_argument("--rows", default="vae,lm", help="which trained rows to test (comma-separated)")
+    parser.add_argument("--rows", default="vae,lm",
+                        help="comma-separated NAME (the run runs/ptb_table/NAME) or NAME=DIR (any run directory)")
     parser.add_argument("--length-penalty", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (decoding runs one small step at a time: more threads mostly wait)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = f"python benchmarks/ptb_imputation.py --sentences {args.sentences}" + (
-        f" --length-penalty {args.length_penalty:g}" if args.length_penalty else "")
+        f" --length-penalty {args.length_penalty:g}" if args.length_penalty else "") + (
+        f" --rows {args.rows}" if args.rows != parser.get_default("rows") else "")
     suffix = f"_lp{args.length_penalty:g}" if args.length_penalty else ""
-    for row in args.rows.split(","):
-        run = ROOT / "runs" / "ptb_table" / row
+    for row, run in parse_rows(args.rows):
+        if not (run / "checkpoint.pt").exists():
+            parser.error(f"--rows {row}: no checkpoint.pt in {run} (train it first, e.g. with benchmarks/ptb_table.py)")
         config, model, state = load_model(run)
         vocab = run_vocab(state)
         data = load_data(config.data)
@@ -54,9 +71,9 @@ def main() -> None:
                                    length_penalty=args.length_penalty)
         seconds = time.perf_counter() - start
         notes = (f"{len(true)} PTB test sentences of 2+ words, last 20% removed; beam {args.beam}"
-                 + (f", {args.icm} ICM rounds" if row == "vae" else "")
+                 + (f", {args.icm} ICM rounds" if getattr(model, "encoder", None) is not None else "")
                  + (f", length penalty {args.length_penalty:g}" if args.length_penalty else "")
-                 + f"; imputation {seconds:.0f} s; model {run.relative_to(ROOT)} at {state['epoch']} epochs")
+                 + f"; imputation {seconds:.0f} s; model {run.relative_to(ROOT) if run.is_relative_to(ROOT) else run} at {state['epoch']} epochs")
         for classifier in ("unigram", "lstm"):
             error = adversarial_error(true, generated, classifier=classifier)
             record(SCRIPT, f"ptb_{row}_imputation_{classifier}_adversarial_error{suffix}", error, "fraction", command,
