@@ -30,14 +30,19 @@ precision() {  # bfloat16 where this CPU multiplies in it natively (AMX, AVX512-
     python -c "from vaekit.precision import cpu_has_native_bfloat16 as native; print('bfloat16' if native() else 'float32')"
 }
 
-lane_a() {  # issue 3's texar LM, then issue 4's extras (each resumes exactly from benchmarks/runs/;
-            # a finished one is only scored again). Every command is in one lane only: two processes must never
+lane_a() {  # issue 3's table row vae_anneal and texar LM, then issue 4's extras (each resumes exactly from
+            # benchmarks/runs/; a finished one is only scored again). Every command is in one lane only: two processes must never
             # share a run directory.
     # (M1+M2 on grey-level features at 100 and 600 labels finished on 2026-12-07: BENCHMARKS semi-supervised items)
     # (the three-layer SBN 200-200-200 by reweighted wake-sleep finished on 2026-12-07: 92.6 nats, BENCHMARKS.md)
     # (the two-layer SBN 200-200 by wake-sleep finished on 2026-12-07: 102.0 nats, Mnih & Gregor's 107.7)
     # (and by NVIL with one sample per example, finished the same day: 98.6 nats, their 99.8)
-    # issue 3: the LM of texar's decoder under texar's schedule, beside lane b's texar VAE: the baseline the texar
+    # First issue 3's table row "+ KL annealing" (recipes/ptb_vae.toml, 15 epochs: ~45 min in bfloat16 plus ~1 h of
+    # K = 500 scoring; its checkpoint is git-ignored, so it must finish within one session on one machine: start it
+    # with 2 h or more left). vae_plain was scored on 2026-12-07; "+ free bits" is in lane b.
+    python benchmarks/ptb_table.py --variant vae_anneal --threads 1 --run-dir benchmarks/runs/ptb_table_vae_anneal \
+        --precision "$(precision)"
+    # Then the LM of texar's decoder under texar's schedule, beside lane b's texar VAE: the baseline the texar
     # VAEs must beat (texar's policy without free bits reached a validation bound of -102.40 in a lost run, 1.7
     # nats better than our Adam-cosine LM, so this LM is expected well below our 103.2; ~2 min an epoch in bfloat16)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant lm --threads 1 \
@@ -79,13 +84,10 @@ lane_b() {  # issue 3's PTB VAEs and table rows
     # dimension (on the 15-epoch recipe it was worth 1.6 nats over free bits alone: 105.5 against 107.1)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae_pretrained --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_vae_pretrained --precision "$(precision)"
-    # then issue 3's table rows not run yet (recipes/ptb_vae.toml, 15 epochs: ~45 min each in bfloat16 plus ~1 h
-    # of K = 500 scoring; their checkpoints are git-ignored, the figures are what the table needs; vae_plain was
-    # scored on 2026-12-07). In lane b since 2026-12-07 evening: lane a's LM has ~80 epochs to go, the table none.
-    for variant in vae_anneal vae_freebits; do
-        python benchmarks/ptb_table.py --variant "$variant" --threads 1 --run-dir "benchmarks/runs/ptb_table_$variant" \
-            --precision "$(precision)"
-    done
+    # then issue 3's last table row, "+ free bits" (recipes/ptb_vae.toml, 15 epochs: ~45 min in bfloat16 plus ~1 h of
+    # K = 500 scoring; its checkpoint is git-ignored, so it must finish within one session on one machine)
+    python benchmarks/ptb_table.py --variant vae_freebits --threads 1 --run-dir benchmarks/runs/ptb_table_vae_freebits \
+        --precision "$(precision)"
     # then texar's free-bits VAE alone (validation ELBO -106.22 after epoch 60 on 2026-12-07, still improving ~0.05
     # nats an epoch at the first rate; its committed checkpoint is epoch 54's, the newer state is set aside in
     # runs/set_aside/ on the machine that trained it). Second because free bits alone stayed above the LM on both
