@@ -197,14 +197,17 @@ def _iwae_dreg(model, x: torch.Tensor, q: Distribution, k: int, estimator) -> Te
 
 
 @torch.no_grad()
-def log_likelihood(model, x: torch.Tensor, k: int = 5000, sample_chunk: int = 500) -> torch.Tensor:
+def log_likelihood(model, x: torch.Tensor, k: int = 5000, sample_chunk: int = 500,
+                   q: Distribution | None = None) -> torch.Tensor:
     """Importance-sampled ``log p(x) ~= logsumexp_{i<=K} log w_i - log K`` with ``q(z|x)`` as proposal.
 
     ``x``: ``(B, D)``; returns ``(B,)``. The K samples are drawn ``sample_chunk`` at a time and
     combined by a log-sum-exp over chunks, so memory is ``O(B * sample_chunk * D)`` whatever K is.
     The estimate is a stochastic lower bound (``L_K``) that converges to log p(x) as K grows.
+    ``q``: another proposal with batch shape ``(B,)`` (e.g. :func:`vaekit.evaluate.refine_posterior`'s); any
+    proposal gives a lower bound on the same model's log p(x), a closer one a tighter bound.
     """
-    q = model.encode(x)
+    q = model.encode(x) if q is None else q
     chunks = []
     remaining = k
     while remaining > 0:
