@@ -30,23 +30,23 @@ precision() {  # bfloat16 where this CPU multiplies in it natively (AMX, AVX512-
     python -c "from vaekit.precision import cpu_has_native_bfloat16 as native; print('bfloat16' if native() else 'float32')"
 }
 
-lane_a() {  # issue 3's table row vae_anneal and texar LM, then issue 4's extras (each resumes exactly from
+lane_a() {  # issue 3's texar LM, then issue 4's extras (each resumes exactly from
             # benchmarks/runs/; a finished one is only scored again). Every command is in one lane only: two processes must never
             # share a run directory.
     # (M1+M2 on grey-level features at 100 and 600 labels finished on 2026-12-07: BENCHMARKS semi-supervised items)
     # (the three-layer SBN 200-200-200 by reweighted wake-sleep finished on 2026-12-07: 92.6 nats, BENCHMARKS.md)
     # (the two-layer SBN 200-200 by wake-sleep finished on 2026-12-07: 102.0 nats, Mnih & Gregor's 107.7)
     # (and by NVIL with one sample per example, finished the same day: 98.6 nats, their 99.8)
-    # First issue 3's table row "+ KL annealing" (recipes/ptb_vae.toml, 15 epochs: ~45 min in bfloat16 plus ~1 h of
-    # K = 500 scoring; its checkpoint is git-ignored, so it must finish within one session on one machine: start it
-    # with 2 h or more left). vae_plain was scored on 2026-12-07; "+ free bits" is in lane b.
-    python benchmarks/ptb_table.py --variant vae_anneal --threads 1 --run-dir benchmarks/runs/ptb_table_vae_anneal \
-        --precision "$(precision)"
-    # Then the LM of texar's decoder under texar's schedule, beside lane b's texar VAE: the baseline the texar
+    # (issue 3's table rows vae_plain and vae_anneal were scored on 2026-12-07; "+ free bits" is in lane b)
+    # The LM of texar's decoder under texar's schedule, beside lane b's texar VAE: the baseline the texar
     # VAEs must beat (texar's policy without free bits reached a validation bound of -102.40 in a lost run, 1.7
     # nats better than our Adam-cosine LM, so this LM is expected well below our 103.2; ~2 min an epoch in bfloat16)
     python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant lm --threads 1 \
         --run-dir benchmarks/runs/ptb_texar_lm --precision "$(precision)"
+    # with it, Bowman et al.'s imputation test on texar's VAE (KL 8.1) and LM (~5 min), and docs/ptb_samples.md from them
+    python benchmarks/ptb_imputation.py --sentences 1000 \
+        --rows texar_vae_pretrained=benchmarks/runs/ptb_texar_vae_pretrained,texar_lm=benchmarks/runs/ptb_texar_lm
+    python benchmarks/ptb_samples.py --vae benchmarks/runs/ptb_texar_vae_pretrained --lm benchmarks/runs/ptb_texar_lm
     # M2 alone, label draws 1-2 at 1000 labels (draw 0 finished on 2026-12-07: 3.91%) and at 3000 (~0.6 h a draw)
     for labels in 1000 3000; do
         python benchmarks/mnist_ssl.py --labels "$labels" --seeds 0 1 2 --precision "$(precision)" --lr 0.002 \
@@ -79,13 +79,10 @@ lane_b() {  # issue 3's PTB VAEs and table rows
     # learning rate halved on a validation plateau, best-validation weights: recipes/ptb_vae_texar.toml). Without
     # free bits its KL collapses to ~0.4 nats (a lost session's run to epoch 84: best validation ELBO -102.40, below
     # the Adam-cosine LM's validation NLL of 104.10), so its goal rows keep z in use; their LM runs in lane a.
-    # First Li et al.'s (2019) fix, the likeliest to meet the whole goal (NLL, KL >= 5, 8 active units, below the
-    # LM): 5 epochs as an autoencoder, then the VAE from its encoder with a fresh decoder and free bits of 0.25 nats a
-    # dimension (on the 15-epoch recipe it was worth 1.6 nats over free bits alone: 105.5 against 107.1)
-    python benchmarks/ptb_table.py --recipe recipes/ptb_vae_texar.toml --variant vae_pretrained --threads 1 \
-        --run-dir benchmarks/runs/ptb_texar_vae_pretrained --precision "$(precision)"
-    # then issue 3's last table row, "+ free bits" (recipes/ptb_vae.toml, 15 epochs: ~45 min in bfloat16 plus ~1 h of
-    # K = 500 scoring; its checkpoint is git-ignored, so it must finish within one session on one machine)
+    # (Li et al.'s (2019) fix under this policy finished on 2026-12-07 after 83 epochs: test NLL 101.25, BENCHMARKS.md)
+    # First issue 3's last table row, "+ free bits" (recipes/ptb_vae.toml, 15 epochs: ~45 min in bfloat16 plus ~1 h
+    # of K = 500 scoring; its checkpoint is git-ignored, so it must finish within one session on one machine: start
+    # it with 2 h or more left)
     python benchmarks/ptb_table.py --variant vae_freebits --threads 1 --run-dir benchmarks/runs/ptb_table_vae_freebits \
         --precision "$(precision)"
     # then texar's free-bits VAE alone (validation ELBO -106.22 after epoch 60 on 2026-12-07, still improving ~0.05
