@@ -55,6 +55,11 @@ def machine() -> str:
     return f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; {torch.get_num_threads()} threads{gpu}"
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as a figure's command or notes show it: relative to the repository root when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def record(script: str, metric: str, value: float, unit: str, command: str, notes: str = "") -> dict:
     """Append (or replace, by metric name) one figure in benchmarks/results/<script>.json."""
     RESULTS.mkdir(parents=True, exist_ok=True)

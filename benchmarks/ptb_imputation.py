@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, shown_path  # noqa: E402
 
 from vaekit.imputation import adversarial_error, impute_endings  # noqa: E402
 from vaekit.runs import load_data, load_model, run_vocab  # noqa: E402
@@ -73,7 +73,7 @@ def main() -> None:
         notes = (f"{len(true)} PTB test sentences of 2+ words, last 20% removed; beam {args.beam}"
                  + (f", {args.icm} ICM rounds" if getattr(model, "encoder", None) is not None else "")
                  + (f", length penalty {args.length_penalty:g}" if args.length_penalty else "")
-                 + f"; imputation {seconds:.0f} s; model {run.relative_to(ROOT) if run.is_relative_to(ROOT) else run} at {state['epoch']} epochs")
+                 + f"; imputation {seconds:.0f} s; model {shown_path(run)} at {state['epoch']} epochs")
         for classifier in ("unigram", "lstm"):
             error = adversarial_error(true, generated, classifier=classifier)
             record(SCRIPT, f"ptb_{row}_imputation_{classifier}_adversarial_error{suffix}", error, "fraction", command,

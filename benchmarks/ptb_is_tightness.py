@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, record, shown_path  # noqa: E402
 
 from vaekit.evaluate import refine_posterior  # noqa: E402
 from vaekit.feeds import sentence_batches  # noqa: E402
@@ -79,7 +79,7 @@ def main() -> None:
     refine = {"steps": args.refine_steps, "lr": args.refine_lr, "samples": args.refine_samples}
     refined, refined_s = estimates(model, batches, args.k, args.seed + 2, refine=refine)
 
-    relative = args.run.relative_to(ROOT) if args.run.is_absolute() and args.run.is_relative_to(ROOT) else args.run
+    relative = shown_path(run)
     command = (f"python benchmarks/ptb_is_tightness.py --run {relative} --sentences {args.sentences}"
                + (f" --k-large {args.k_large}" if args.k_large != 5000 else ""))
     where = (f"{n} random PTB test sentences (seed {args.seed}); model {relative} after {state['epoch']} epochs; "

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, commit  # noqa: E402
+from common import ROOT, commit, shown_path  # noqa: E402
 
 from vaekit.generate import homotopy, impute, posterior_sentences, sample_sentences  # noqa: E402
 from vaekit.imputation import split_ending  # noqa: E402
@@ -29,10 +29,6 @@ PAGE = ROOT / "docs" / "ptb_samples.md"
 
 def _line(words: list[str]) -> str:
     return " ".join(words) if words else "(empty)"
-
-
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main() -> None:
@@ -50,10 +46,10 @@ def main() -> None:
     out = [
         "# The PTB sentence VAE at work",
         "",
-        f"Written by `python benchmarks/ptb_samples.py --vae {_shown(vae_dir)} --lm {_shown(lm_dir)}` (commit "
-        f"{commit()}) from the sentence VAE `{_shown(vae_dir)}` (`{config.name}`, {state['epoch']} epochs) and "
-        + (f"the LM of the same decoder `{_shown(lm_dir)}` ({lm_state['epoch']} epochs). " if lm is not None else
-           f"no LM (there was no run at `{_shown(lm_dir)}`, so the LM's columns are left out). ")
+        f"Written by `python benchmarks/ptb_samples.py --vae {shown_path(vae_dir)} --lm {shown_path(lm_dir)}` (commit "
+        f"{commit()}) from the sentence VAE `{shown_path(vae_dir)}` (`{config.name}`, {state['epoch']} epochs) and "
+        + (f"the LM of the same decoder `{shown_path(lm_dir)}` ({lm_state['epoch']} epochs). " if lm is not None else
+           f"no LM (there was no run at `{shown_path(lm_dir)}`, so the LM's columns are left out). ")
         + "Test sentences are from the PTB test split; `<unk>` is the corpus's own out-of-vocabulary token, `N` its "
         "number token.",
         "",
